@@ -1,0 +1,26 @@
+# The two commands a new user needs (see README):
+#   make book   -> creates .venv if needed, runs the whole book in the smoke profile
+#   make test   -> creates .venv if needed, runs the test suite
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+PROFILE ?= smoke
+STAMP := $(VENV)/.ssui-installed
+
+.PHONY: book test env html clean-runs
+
+$(STAMP): pyproject.toml scripts/setup_env.sh
+	PY=$(PY) VENV=$(VENV) bash scripts/setup_env.sh
+	touch $(STAMP)
+
+env: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/ssui book run --profile $(PROFILE) --resume
+	$(BIN)/ssui book build --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+html: $(STAMP)
+	$(BIN)/ssui book build --profile $(PROFILE)

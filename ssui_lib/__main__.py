@@ -1,0 +1,3 @@
+from ssui_lib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Datasets: the bundled mini SSUI set and dataset specs.
+
+Specs (DESIGN.md): ``bundled:train|dev|test|all``, ``jsonl:PATH``; the external benchmark
+formats (``siuo-gen:``, ``siuo-mcqa:``, ``vlsbench:``, ``mssbench:``) are read by
+ssui_lib.loaders. Each returns a list of validated Samples.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import SSUIError
+from .images import load_image
+from .models.base import ImageRef
+from .schema import SPLITS, Sample, read_samples
+
+BUNDLED_DIR = Path(__file__).parent / "bundled" / "parts"
+
+
+def bundled_files() -> list[Path]:
+    """The hand-written JSONL files of the bundled set (one per group of categories)."""
+    return sorted(BUNDLED_DIR.glob("*.jsonl"))
+
+
+@lru_cache(maxsize=1)
+def _bundled() -> tuple[Sample, ...]:
+    files = bundled_files()
+    if not files:
+        raise SSUIError(f"bundled dataset missing: no *.jsonl in {BUNDLED_DIR}")
+    out: list[Sample] = []
+    seen: dict[str, Path] = {}
+    for f in files:
+        for s in read_samples(f):
+            if s.id in seen:
+                raise SSUIError(f"{f}: field 'id': duplicate id {s.id!r} (also in {seen[s.id].name})")
+            seen[s.id] = f
+            out.append(s)
+    return tuple(out)
+
+
+def load_bundled(split: str = "all") -> list[Sample]:
+    """The bundled mini SSUI set (one split, or all)."""
+    if split not in SPLITS + ("all",):
+        raise SSUIError(f"bundled:{split}: unknown split (train, dev, test, all)")
+    return [s for s in _bundled() if split == "all" or s.split == split]
+
+
+def load_dataset(spec: str, image_dir: str | None = None) -> list[Sample]:
+    """Samples for a dataset spec (see module docstring)."""
+    if not isinstance(spec, str) or ":" not in spec:
+        raise SSUIError(f"dataset spec {spec!r}: expected KIND:ARG (bundled:test, jsonl:PATH, siuo-gen:PATH, ...)")
+    kind, arg = spec.split(":", 1)
+    if kind == "bundled":
+        return load_bundled(arg or "all")
+    if kind == "jsonl":
+        return read_samples(arg)
+    try:
+        from .loaders import LOADERS
+    except ImportError:
+        LOADERS = {}
+    if kind in LOADERS:
+        return LOADERS[kind](arg, image_dir=image_dir)
+    raise SSUIError(f"dataset spec {spec!r}: unknown kind {kind!r} (bundled, jsonl{''.join(', ' + k for k in LOADERS)})")
+
+
+def image_ref(sample: Sample, base_dir: str | Path | None = None, *, load: bool = True) -> ImageRef:
+    """The sample's picture for a model: pixels when it has a source, else its caption only."""
+    pil = load_image(sample.image.source, base_dir) if (load and sample.image.source) else None
+    return ImageRef(caption=sample.image.caption, pil=pil, source=sample.image.source)
+
+
+def with_twins(samples: list[Sample], *, photos_only: bool = False) -> list[tuple[Sample, Sample]]:
+    """(IRS record, its benign twin) pairs, in file order."""
+    by_id = {s.id: s for s in samples}
+    out = []
+    for s in samples:
+        if s.kind == "irs" and s.pair_id in by_id and (not photos_only or s.image.source):
+            out.append((s, by_id[s.pair_id]))
+    return out

@@ -1,0 +1,245 @@
+"""A text-only transformers causal LM behind the ChatModel interface, with fast batched sampling.
+
+Why a hand-written decode loop instead of ``model.generate``: SRPO's exploration samples many
+continuations of the *same* prefix. ``generate(num_return_sequences=n)`` copies the prompt n times
+before the prefill, so the prefix is computed n times. Here each distinct prompt is prefilled once,
+its key/value cache is repeated for its n samples, and all rows of all prompts decode together in
+one padded batch (decoding is memory-bound on CPU: batching is where the speed is). Stop strings end
+a row early; the loop ends when every row has finished.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import SSUIError
+from .base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False)
+
+
+@dataclass
+class Encoded:
+    """One (prompt, continuation) pair as token ids; ``labels`` is -100 outside the continuation."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+class HFCausalChatModel(ChatModel):
+    supports_images = False
+    supports_prefix = True
+    trainable = True
+
+    def __init__(self, model, tokenizer, *, name: str = "hf", info: dict[str, Any] | None = None,
+                 max_batch_rows: int = 32):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.info = dict(info or {})
+        self.max_batch_rows = max_batch_rows
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._stop_ids = {i for i in (tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<|im_end|>"))
+                          if isinstance(i, int) and i >= 0 and i != tokenizer.unk_token_id}
+
+    # ------------------------------------------------------------------ text <-> ids
+    def render(self, prompt: Prompt, prefix: str = "") -> str:
+        """The prompt as the model sees it: chat template + generation prompt + assistant prefix."""
+        text = self.tokenizer.apply_chat_template(flatten_for_text(prompt), tokenize=False, add_generation_prompt=True)
+        return text + (prefix or "")
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode(self, prompt: Prompt, continuation: str, prefix: str = "", add_eos: bool = False) -> Encoded:
+        """Token ids of prompt ⊕ prefix ⊕ continuation; only the continuation is labelled (scored)."""
+        ctx = self._ids(self.render(prompt, prefix))
+        cont = self._ids(continuation)
+        if add_eos:
+            cont = cont + [self.tokenizer.convert_tokens_to_ids("<|im_end|>")]
+        if not cont:
+            raise SSUIError("empty continuation: nothing to score")
+        return Encoded(ctx + cont, [-100] * len(ctx) + cont)
+
+    def collate(self, items: Sequence[Encoded], device=None) -> dict[str, torch.Tensor]:
+        """Right-padded batch with attention mask and -100 labels on padding."""
+        L = max(len(e.input_ids) for e in items)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(items), L), pad, dtype=torch.long)
+        labels = torch.full((len(items), L), -100, dtype=torch.long)
+        mask = torch.zeros((len(items), L), dtype=torch.long)
+        for r, e in enumerate(items):
+            n = len(e.input_ids)
+            ids[r, :n] = torch.tensor(e.input_ids)
+            labels[r, :n] = torch.tensor(e.labels)
+            mask[r, :n] = 1
+        out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return {k: v.to(device) for k, v in out.items()} if device else out
+
+    # ------------------------------------------------------------------ scoring
+    @torch.no_grad()
+    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str],
+                 prefixes: Sequence[str] | None = None, batch_size: int = 8) -> list[list[float]]:
+        if len(prompts) != len(continuations):
+            raise SSUIError("logprobs: prompts and continuations differ in length")
+        prefixes = prefixes or [""] * len(prompts)
+        enc = [self.encode(p, c, x) for p, c, x in zip(prompts, continuations, prefixes)]
+        out: list[list[float]] = []
+        self.model.eval()
+        for i in range(0, len(enc), batch_size):
+            batch = self.collate(enc[i:i + batch_size], device=self.model.device)
+            logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            lp = torch.log_softmax(logits[:, :-1].float(), -1)
+            tgt = batch["labels"][:, 1:]
+            tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+            for r in range(tok.shape[0]):
+                m = tgt[r] != -100
+                out.append(tok[r][m].tolist())
+        return out
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, prompts: Sequence[Prompt], params: SamplingParams = SamplingParams(),
+                 prefixes: Sequence[str] | None = None, progress: bool = False) -> list[list[Generation]]:
+        if prefixes is not None and len(prefixes) != len(prompts):
+            raise SSUIError("generate: prompts and prefixes differ in length")
+        texts = [self.render(p, prefixes[i] if prefixes else "") for i, p in enumerate(prompts)]
+        return self.generate_texts(texts, params, progress=progress)
+
+    def generate_texts(self, texts: Sequence[str], params: SamplingParams,
+                       progress: bool = False) -> list[list[Generation]]:
+        """Generate from already-rendered prompt strings (chunks of ≤ max_batch_rows rows)."""
+        per_chunk = max(1, self.max_batch_rows // params.n)
+        results: list[list[Generation]] = []
+        bar = _progress(len(texts), f"generate ({self.name})", progress)
+        gen = torch.Generator().manual_seed(params.seed)
+        for i in range(0, len(texts), per_chunk):
+            chunk = list(texts[i:i + per_chunk])
+            results.extend(self._generate_chunk(chunk, params, gen))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        return results
+
+    @torch.no_grad()
+    def _generate_chunk(self, texts: list[str], p: SamplingParams, gen: torch.Generator) -> list[list[Generation]]:
+        tok, model = self.tokenizer, self.model
+        model.eval()
+        dev = model.device
+        old_side = tok.padding_side
+        tok.padding_side = "left"
+        try:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        finally:
+            tok.padding_side = old_side
+        ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        # 1) prefill each distinct prompt once
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        # 2) share it among the prompt's n samples
+        if p.n > 1:
+            cache.batch_repeat_interleave(p.n)
+            logits = logits.repeat_interleave(p.n, 0)
+            mask = mask.repeat_interleave(p.n, 0)
+            pos = pos.repeat_interleave(p.n, 0)
+        rows = logits.shape[0]
+        next_pos = pos[:, -1] + 1
+        done = torch.zeros(rows, dtype=torch.bool, device=dev)
+        finish = ["length"] * rows
+        gen_ids: list[list[int]] = [[] for _ in range(rows)]
+        lp_sum = torch.zeros(rows, dtype=torch.float64)
+        max_stop = max((len(s) for s in p.stop), default=0)
+        # 3) decode all rows together
+        for _ in range(p.max_new_tokens):
+            logp = torch.log_softmax(logits, -1)
+            nxt = self._sample(logits, p, gen)
+            lp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1)).double().cpu()
+            for r in range(rows):
+                if done[r]:
+                    continue
+                t = int(nxt[r])
+                if t in self._stop_ids:
+                    done[r] = True
+                    finish[r] = "stop"
+                    continue
+                gen_ids[r].append(t)
+                if max_stop:
+                    tail = tok.decode(gen_ids[r][-(max_stop + 4):], skip_special_tokens=False)
+                    if any(s in tail for s in p.stop):
+                        done[r] = True
+                        finish[r] = "stop"
+            if bool(done.all()):
+                break
+            nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
+            mask = torch.cat([mask, (~done).long()[:, None]], 1)
+            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
+                        past_key_values=cache, use_cache=True)
+            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+            next_pos = next_pos + 1
+        res: list[list[Generation]] = []
+        for i in range(len(texts)):
+            row_gens = []
+            for j in range(p.n):
+                r = i * p.n + j
+                text = tok.decode(gen_ids[r], skip_special_tokens=True)
+                cut = min((text.find(s) for s in p.stop if s in text), default=-1)
+                if cut >= 0:
+                    text = text[:cut]
+                row_gens.append(Generation(text=text, n_tokens=len(gen_ids[r]), finish_reason=finish[r],
+                                           logprob=float(lp_sum[r])))
+            res.append(row_gens)
+        return res
+
+    @staticmethod
+    def _sample(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator) -> torch.Tensor:
+        if p.temperature == 0:
+            return logits.argmax(-1)
+        probs = torch.softmax(logits / p.temperature, -1)
+        if p.top_p < 1.0:
+            sp, si = probs.sort(-1, descending=True)
+            keep = sp.cumsum(-1) - sp < p.top_p
+            sp = sp * keep
+            probs = torch.zeros_like(probs).scatter(-1, si, sp)
+        return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "backend": "hf-lm", **self.info}
+
+
+def load_hf_lm(path: str, *, adapter: str | None = None, name: str | None = None,
+               dtype: str = "float32") -> HFCausalChatModel:
+    """A text-only causal LM (and optional LoRA adapter) from local folders."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not Path(path).is_dir():
+        raise SSUIError(f"hf:{path}: folder not found")
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
+    except (OSError, ValueError) as e:
+        raise SSUIError(f"hf:{path}: not a loadable causal LM ({str(e).splitlines()[0]})") from None
+    if adapter:
+        model = _attach_adapter(model, adapter)
+    return HFCausalChatModel(model, tok, name=name or f"hf:{path}", info={"path": path, "adapter": adapter})
+
+
+def _attach_adapter(model, adapter: str):
+    from pathlib import Path
+
+    from peft import PeftModel
+
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        raise SSUIError(f"adapter:{adapter}: no adapter_config.json in that folder")
+    return PeftModel.from_pretrained(model, adapter)
