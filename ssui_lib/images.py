@@ -71,8 +71,8 @@ SHIPPED_PHOTOS: dict[str, str] = {
     "skimage:rocket.jpg": "a rocket standing on a launch pad under a blue sky",
     "skimage:motorcycle_left.png": "a red motorcycle parked indoors in front of a wall",
     "skimage:hubble_deep_field.jpg": "the Hubble deep field: many distant galaxies on a black background",
-    "skimage:page.png": "a scanned page of printed text (grayscale)",
-    "skimage:text.png": "printed and handwritten text on a grayscale background",
+    "skimage:page.png": "a scanned textbook page about image segmentation (grayscale)",
+    "skimage:text.png": "handwritten mathematical formulas (grayscale)",
     "skimage:moon.png": "a close-up of the Moon's cratered surface (grayscale)",
     "skimage:clock_motion.png": "a wall clock photographed with motion blur (grayscale)",
     "skimage:retina.jpg": "a photograph of a human retina (fundus image)",
@@ -80,6 +80,6 @@ SHIPPED_PHOTOS: dict[str, str] = {
     "skimage:grass.png": "a patch of grass (grayscale texture)",
     "skimage:gravel.png": "gravel on the ground (grayscale texture)",
     "sklearn:china.jpg": "a traditional Chinese temple building with a tree in front",
-    "sklearn:flower.jpg": "a close-up of a pink flower with a green background",
+    "sklearn:flower.jpg": "a close-up of a peach-orange dahlia flower",
     "matplotlib:grace_hopper.jpg": "a portrait of computer scientist Grace Hopper in a US Navy uniform",
 }
