@@ -37,13 +37,13 @@ from IPython.display import Markdown, display
 
 from ssui_lib import plots
 from ssui_lib.chain import render_chain
-from ssui_lib.data import image_ref, load_bundled, with_twins
+from ssui_lib.data import image_ref, load_bundled, round_robin_by_category, with_twins
 
 plots.paper_style()
-pairs = with_twins(load_bundled("all"), photos_only=True)[:n_pairs]
-print(f"{len(pairs)} IRS records on shipped photos, each with its benign twin")
+pairs = round_robin_by_category(with_twins(load_bundled("all"), photos_only=True), n_pairs)
+print(f"{len(pairs)} IRS records on shipped photos (one category at a time), each with its benign twin")
 fig = plots.irs_grid(pairs)
-plots.savefig(fig, profile, "01_irs_examples")
+plots.savefig(fig, profile, "01_irs_examples");
 
 # %% [markdown]
 # ## What does a model answer?
@@ -83,7 +83,7 @@ ex = next((p[0] for p in pairs if p[0].id == example_id), pairs[0][0])
 display(Markdown(f"**{ex.id}** · {ex.category.path()}\n\n*Image:* {ex.image.caption}\n\n*Query:* {ex.query}"))
 print(render_chain(ex))
 fig = plots.chain_figure(ex)
-plots.savefig(fig, profile, "01_chain_example")
+plots.savefig(fig, profile, "01_chain_example");
 
 # %% [markdown]
 # And the reply the record labels as unsafe — what a model that skips steps 3–5 tends to say:

@@ -77,3 +77,16 @@ def with_twins(samples: list[Sample], *, photos_only: bool = False) -> list[tupl
         if s.kind == "irs" and s.pair_id in by_id and (not photos_only or s.image.source):
             out.append((s, by_id[s.pair_id]))
     return out
+
+
+def round_robin_by_category(pairs: list[tuple[Sample, Sample]], n: int) -> list[tuple[Sample, Sample]]:
+    """Up to n pairs taking one category at a time in turn (so a small selection shows many classes)."""
+    groups: dict[str, list[tuple[Sample, Sample]]] = {}
+    for p in pairs:
+        groups.setdefault(p[0].category.l1, []).append(p)
+    out: list[tuple[Sample, Sample]] = []
+    while len(out) < n and any(groups.values()):
+        for g in groups.values():
+            if g and len(out) < n:
+                out.append(g.pop(0))
+    return out
