@@ -1,4 +1,4 @@
-"""Datasets: the bundled mini SSUI set and dataset specs.
+"""Datasets: the bundled mini SSUI set, dataset specs, file validation and counts.
 
 Specs (DESIGN.md): ``bundled:train|dev|test|all``, ``jsonl:PATH``; the external benchmark
 formats (``siuo-gen:``, ``siuo-mcqa:``, ``vlsbench:``, ``mssbench:``) are read by
@@ -10,9 +10,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import SSUIError
-from .images import load_image
+from .images import load_image, resolve_path
 from .models.base import ImageRef
-from .schema import SPLITS, Sample, read_samples
+from .schema import KINDS, SPLITS, Sample, iter_jsonl, read_samples
+from .taxonomy import L1_CATEGORIES
 
 BUNDLED_DIR = Path(__file__).parent / "bundled" / "parts"
 
@@ -61,6 +62,50 @@ def load_dataset(spec: str, image_dir: str | None = None) -> list[Sample]:
     if kind in LOADERS:
         return LOADERS[kind](arg, image_dir=image_dir)
     raise SSUIError(f"dataset spec {spec!r}: unknown kind {kind!r} (bundled, jsonl{''.join(', ' + k for k in LOADERS)})")
+
+
+def validate_file(path: str | Path, *, check_images: bool = False) -> list[Sample]:
+    """Read and validate a JSONL file of samples; with ``check_images`` also resolve every image
+    source (relative ``file:`` paths against the file's folder). Errors name the file and line."""
+    samples = read_samples(path)
+    if check_images:
+        lines = {obj.get("id"): n for n, obj in iter_jsonl(path) if isinstance(obj, dict)}
+        for s in samples:
+            if s.image.source:
+                try:
+                    resolve_path(s.image.source, Path(path).parent)
+                except SSUIError as e:
+                    raise SSUIError(f"{path}:{lines.get(s.id, '?')}: field 'image.source': {e}") from None
+    return samples
+
+
+UNSPLIT = "unsplit"  # the by_split key of samples without a split
+
+
+def dataset_stats(samples: list[Sample]) -> dict:
+    """Counts as ``ssui data stats --json`` prints them (DESIGN.md): ``{"total": n, "by_category":
+    {CATEGORY: {"irs": n, "twin": n}}, "by_split": {SPLIT: n}}``. Every top class and split is listed
+    (zeros included, taxonomy order); ``unsplit`` only when some sample has no split."""
+    by_category = {c: {k: 0 for k in KINDS} for c in L1_CATEGORIES}
+    by_split = {sp: 0 for sp in SPLITS}
+    for s in samples:
+        by_category[s.category.l1][s.kind] += 1
+        key = s.split or UNSPLIT
+        by_split[key] = by_split.get(key, 0) + 1
+    return {"total": len(samples), "by_category": by_category, "by_split": by_split}
+
+
+def stats_table(stats: dict) -> str:
+    """The counts of dataset_stats as a readable text table."""
+    w = max(len(c) for c in stats["by_category"]) + 2
+    lines = [f"{'category':{w}s}{'IRS':>6s}{'twin':>6s}{'total':>7s}"]
+    for c, k in stats["by_category"].items():
+        lines.append(f"{c:{w}s}{k['irs']:6d}{k['twin']:6d}{k['irs'] + k['twin']:7d}")
+    irs = sum(k["irs"] for k in stats["by_category"].values())
+    lines.append(f"{'all':{w}s}{irs:6d}{stats['total'] - irs:6d}{stats['total']:7d}")
+    lines.append("")
+    lines.append("  ".join(f"{sp}: {n}" for sp, n in stats["by_split"].items()))
+    return "\n".join(lines)
 
 
 def image_ref(sample: Sample, base_dir: str | Path | None = None, *, load: bool = True) -> ImageRef:
