@@ -61,28 +61,65 @@ def _add_data(sub) -> None:
     v.add_argument("file")
     v.add_argument("--check-images", action="store_true", help="also resolve every image source")
     v.set_defaults(func=_data_validate)
+    st = dsub.add_parser("stats", help="counts per category (IRS / twin) and per split")
+    _dataset_args(st)
+    st.add_argument("--json", action="store_true",
+                    help='print {"total", "by_category": {CATEGORY: {"irs", "twin"}}, "by_split": {SPLIT: n}}')
+    st.set_defaults(func=_data_stats)
+    ex = dsub.add_parser("export", help="export a dataset as a Hugging Face dataset or TRL preference triples "
+                                        "(written with save_to_disk, atomically)")
+    ex.add_argument("out", help="output folder (replaced only if it holds an earlier export)")
+    ex.add_argument("--to", required=True, choices=("hf", "trl"),
+                    help="hf: one flat row per record; trl: {prompt, chosen, rejected, images} (twins skipped)")
+    _dataset_args(ex)
+    ex.add_argument("--chain", action="store_true",
+                    help="trl: chosen = the six-step chain + verdict + answer (records without a chain are skipped)")
+    ex.set_defaults(func=_data_export)
+
+
+def _dataset_args(p) -> None:
+    p.add_argument("--dataset", default="bundled:all",
+                   help="dataset spec: bundled:train|dev|test|all, jsonl:PATH, siuo-gen:PATH, siuo-mcqa:PATH, "
+                        "vlsbench:PATH, mssbench:PATH (default: bundled:all)")
+    p.add_argument("--image-dir", help="image folder of an external dataset (default: beside its JSON file)")
 
 
 def _data_validate(a) -> int:
+    from .data import validate_file
+
+    samples = validate_file(a.file, check_images=a.check_images)
+    print(f"{a.file}: {len(samples)} valid records")
+    return 0
+
+
+def _data_stats(a) -> int:
+    import json
+
+    from .data import dataset_stats, load_dataset, stats_table
+
+    stats = dataset_stats(load_dataset(a.dataset, a.image_dir))
+    print(json.dumps(stats, indent=1, ensure_ascii=False) if a.json else stats_table(stats))
+    return 0
+
+
+def _data_export(a) -> int:
     from pathlib import Path
 
-    from .images import resolve_path
-    from .schema import read_samples
+    from .data import load_dataset
+    from .export import describe_skipped, export
 
-    samples = read_samples(a.file)
-    if a.check_images:
-        for s in samples:
-            if s.image.source:
-                try:
-                    resolve_path(s.image.source, Path(a.file).parent)
-                except SSUIError as e:
-                    raise SSUIError(f"{a.file}: record {s.id!r}: {e}") from None
-    print(f"{a.file}: {len(samples)} valid records")
+    samples = load_dataset(a.dataset, a.image_dir)
+    # relative file: sources of a JSONL dataset resolve against the JSONL file's folder
+    base = Path(a.dataset.split(":", 1)[1]).parent if a.dataset.startswith("jsonl:") else None
+    out, n, skipped = export(samples, a.to, a.out, chain=a.chain, base_dir=base)
+    note = f"; skipped {describe_skipped(skipped)}" if skipped else ""
+    print(f"{a.dataset}: {n} rows ({a.to}) written to {out}{note}")
     return 0
 
 
 # Each group registers itself here; later issues add theirs (generate, judge, eval, explore, train).
 GROUPS: list[Callable] = [_add_book, _add_data]
+GROUPS.append(lambda sub: __import__("ssui_lib.evaluate", fromlist=["add_commands"]).add_commands(sub))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,6 +58,18 @@ def converted_dir(cache_dir: str | Path | None = None) -> Path:
 
 
 def _valid(folder: Path) -> bool:
+    """The copy is intact: its manifest matches the GGUF and its safetensors hash. Checked once per
+    process for a given file state (path, size, mtime): hashing 540 MB costs ~0.6 s."""
+    st = folder / "model.safetensors"
+    if not st.is_file():
+        return False
+    s = st.stat()
+    return _valid_cached(str(folder), s.st_size, s.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _valid_cached(folder_s: str, size: int, mtime_ns: int) -> bool:
+    folder = Path(folder_s)
     man = folder / "ssui_manifest.json"
     st = folder / "model.safetensors"
     if not (man.is_file() and st.is_file()):
