@@ -120,6 +120,7 @@ def _data_export(a) -> int:
 # Each group registers itself here; later issues add theirs (generate, judge, eval, explore, train).
 GROUPS: list[Callable] = [_add_book, _add_data]
 GROUPS.append(lambda sub: __import__("ssui_lib.train", fromlist=["add_commands"]).add_commands(sub))
+GROUPS.append(lambda sub: __import__("ssui_lib.explore", fromlist=["add_commands"]).add_commands(sub))
 GROUPS.append(lambda sub: __import__("ssui_lib.evaluate", fromlist=["add_commands"]).add_commands(sub))
 
 
