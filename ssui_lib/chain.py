@@ -19,7 +19,9 @@ import re
 from .schema import STEPS, Sample
 
 _STEP_RE = re.compile(r"^\s*\**\s*Step\s+([1-6])\b[^\n:]*:?", re.IGNORECASE | re.MULTILINE)
-_VERDICT_RE = re.compile(r"^\s*\**\s*Final verdict\s*\**\s*:\s*\**\s*(unsafe|safe)\b", re.IGNORECASE | re.MULTILINE)
+# A copied placeholder such as "Final verdict: safe or unsafe" / "unsafe/safe" is no verdict.
+_VERDICT_RE = re.compile(r"^\s*\**\s*Final verdict\s*\**\s*:\s*\**\s*(unsafe|safe)\b(?!\s*(?:or|/|\|)\s*(?:un)?safe)",
+                         re.IGNORECASE | re.MULTILINE)
 _ANSWER_RE = re.compile(r"^\s*\**\s*Answer\s*\**\s*:", re.IGNORECASE | re.MULTILINE)
 
 

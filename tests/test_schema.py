@@ -96,3 +96,5 @@ def test_chain_render_split_verdict():
     assert final_answer(text) == s.safe_reply
     assert final_verdict("Step 1: hmm\nFinal verdict: safe\n...\nFinal Verdict: UNSAFE") == "unsafe"  # the last one counts
     assert final_verdict("no verdict here") is None
+    assert final_verdict("Final verdict: safe or unsafe") is None  # a copied placeholder is no verdict
+    assert final_verdict("Final verdict: unsafe/safe") is None
