@@ -207,7 +207,10 @@ def reasoning_agent_prompt(image: ImageRef, question: str, category: str, exempl
     return msgs
 
 
-def text_only_prompt(query: str, system: str = SYSTEM) -> Prompt:
+TEXT_ONLY_SYSTEM = "You are a helpful assistant."
+
+
+def text_only_prompt(query: str, system: str = TEXT_ONLY_SYSTEM) -> Prompt:
     """Stage 4a (check agent): the query alone, as a user would send it, with no picture."""
     return [{"role": "system", "content": system}, {"role": "user", "content": query}]
 

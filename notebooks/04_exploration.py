@@ -1,0 +1,239 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · SRPO generative exploration: branches at every reasoning step
+#
+# *Reproduces SRPO Eq. 1–4 and Fig. 4.*
+#
+# SRPO trains a model on *contrastive* reasoning paths. It first explores: a reasoning path is a
+# sequence of states τ = (v₀ → v₁ → … → v_T) (Eq. 1) — here v₀ is the question Q (the picture's
+# caption and the query), v₁…v₆ are the six steps of SSUI's explainable chain and v_T is the final
+# verdict and answer. The model B sees the CoT prompt D_c (m ground-truth exemplars, each a
+# question with its reasoning path) and Q (Eq. 2). At each step i it continues the reference prefix
+# τ₁:ᵢ₋₁ at temperature T (Eq. 4); a continuation is **positive** when its final state reaches the
+# ground-truth answer A, F(τ) = 1 (Eq. 3), and **negative** otherwise. SRPO samples until it has one
+# of each — the pair (τᵢ⁺, τᵢ⁻) that chapter 05's alignment loss pulls apart.
+#
+# The search lives in `ssui_lib.explore` (this notebook only calls it). Two modes:
+# `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are
+# spent) and `fixed_k` (the RPO code SRPO's hyperparameters come from: exactly k per step).
+
+# %% tags=["parameters"]
+profile = "smoke"
+model = "embedded"  # embedded, hf:PATH, hf:PATH+adapter:PATH, openai-compatible:URL#MODEL (with prefix support)
+dataset = "bundled:train"  # exploration data: SRPO explores its training split
+n_samples = 6  # the first N samples of the dataset, 0 for all
+mode = "until_pair"  # "until_pair" (the paper) | "fixed_k" (the RPO code)
+k = 4  # continuations per round (until_pair) or per step (fixed_k)
+max_samples = 4  # until_pair: budget of continuations per branch point
+temperature = 0.5  # T of Eq. 4 (SRPO: 0.5)
+max_new_tokens = 48  # per continuation (it stops at the verdict line anyway)
+shots = 0  # m, ground-truth exemplars in D_c (from the train split, never the sample or its twin)
+steps = [6, 7]  # branch points i: 1..6 the six steps, 7 the final verdict
+batch_samples = 8  # samples explored together in one generate call (no effect on the result)
+seed = 0
+rescore = True  # score every pair's two continuations with the base model (and trained adapters, if any)
+adapters_dir = ""  # chapter 05 adapters/<method>/ folders; empty: results/<profile>/05/adapters
+example_id = ""  # the sample of the tree figure; empty: the first with the most pairs
+
+# %%
+import inspect
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import HTML, Markdown, display
+
+from ssui_lib import branch_scores, plots
+from ssui_lib import explore as ex
+from ssui_lib.data import load_dataset
+from ssui_lib.models import resolve_model
+from ssui_lib.schema import atomic_write_text
+from ssui_lib.widgets import BranchExplorer
+
+plots.paper_style()
+samples = load_dataset(dataset)
+samples = samples[:n_samples] if n_samples else samples
+pool = [s for s in load_dataset("bundled:train") if s.split == "train"] if shots else []
+cfg = ex.ExploreConfig(mode=mode, k=k, max_samples=max_samples, temperature=temperature,
+                       max_new_tokens=max_new_tokens, shots=shots, steps=tuple(steps),
+                       batch_samples=batch_samples, seed=seed)
+out_dir = Path("results") / profile / "04"
+trees_path = out_dir / "trees.jsonl"
+print(f"{dataset}: exploring {len(samples)} samples ({sum(s.kind == 'irs' for s in samples)} IRS, "
+      f"{sum(s.kind == 'twin' for s in samples)} benign twins) at steps {list(cfg.steps)}")
+print(f"mode {cfg.mode}, k = {cfg.k}, budget {cfg.max_samples} per step, T = {cfg.temperature}, m = {cfg.shots} shots")
+
+# %% [markdown]
+# ## F: does a path reach the ground truth?
+#
+# The ground-truth answer A of an SSUI record is its verdict (`unsafe` for an IRS record, `safe`
+# for its benign twin), written on the path's `Final verdict:` line. F reads that line only, so a
+# continuation can stop at `Answer:` — the answer text never changes F and is not generated.
+
+# %%
+display(Markdown(f"```python\n{inspect.getsource(ex.verdict_F)}```"))
+ex_sample = samples[0]
+print("τ1:i−1 for i = 6 (the prefix every branch of step 6 continues), last lines:")
+print("…" + ex.step_prefix(ex_sample, 6)[-260:])
+
+# %% [markdown]
+# ## Explore
+#
+# Every (sample, step) prefix of a group of samples goes into one batched `generate` call with k
+# continuations each; later rounds serve only the branch points still missing a positive or a
+# negative. Each finished tree is appended to `results/<profile>/04/trees.jsonl`, so an
+# interrupted run resumes where it stopped and a rerun costs nothing. The same file is the input of
+# chapter 05 (`ssui train --data results/<profile>/04`).
+
+# %%
+m = resolve_model(model)
+settings = ex.settings_key(cfg, m, ex.verdict_F, (s.id for s in pool))
+old = {t.get("stats", {}).get("settings") for t in ex.read_trees(trees_path)} - {settings}
+if old:  # explored with other parameters: keep that file under another name, start afresh
+    stale = trees_path.with_name(f"trees.stale-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    trees_path.replace(stale)
+    print(f"{trees_path} held trees explored with other settings; moved to {stale.name}")
+t0 = time.time()
+trees = ex.explore_to_file(m, samples, trees_path, cfg, exemplar_pool=pool, progress=False)
+explore_s = time.time() - t0
+stats = ex.statistics(trees)
+# the same summary `ssui explore` writes: chapter 05 reads the dataset and exemplar pool from it
+atomic_write_text(out_dir / "stats.json", json.dumps(
+    {"model": model, "model_info": m.describe(), "dataset": dataset, "shots_from": "bundled:train",
+     "limit": n_samples or None, "config": cfg.to_dict(), "complete": True, "wall_s": round(explore_s, 3),
+     "statistics": stats}, indent=1, ensure_ascii=False) + "\n")
+print(f"{len(trees)} trees in {explore_s:.0f} s (0 s means every tree was already in {trees_path})")
+
+# %% [markdown]
+# ## What the exploration found
+#
+# Pairs per sample, the share of samples with at least one pair, the positive rate (over verified
+# branches; a continuation with no verdict line is *unverified*, kept but never counted) and the
+# cost: generated tokens per contrastive pair.
+
+# %%
+summary = pd.Series({
+    "samples": stats["samples"], "branches sampled": stats["branches"], "generated tokens": stats["tokens"],
+    "contrastive pairs": stats["pairs"], "pairs per sample": stats["pairs_per_sample"],
+    "samples with a pair": f"{stats['samples_with_pair']} of {stats['samples']}",
+    "positive rate (verified branches)": stats["positive_rate"], "unverified branches": stats["unverified"],
+    "generated tokens per pair": stats["tokens_per_pair"],
+}, name="value").to_frame()
+display(summary)
+step_df = ex.step_frame(trees)
+display(step_df.style.format({"positive_rate": "{:.2f}"}, na_rep="–").hide(axis="index"))
+
+# %%
+fig = plots.positive_rate_figure(step_df, title=f"Positive continuations per branch point ({model}, T = {temperature})")
+plots.savefig(fig, profile, "04_positive_rate");
+
+# %% [markdown]
+# A branch point yields a pair only when the model sometimes reaches the ground truth and sometimes
+# does not. Where all verified continuations agree, the budget is spent without a pair: from that
+# prefix the model is either never right or never wrong. That is why `until_pair` stops early where
+# it can, and why the number of pairs — not the number of branches — is what training gets.
+
+# %%
+points = [(t["id"], st["i"], {b["F"] for b in st["branches"]} - {None}) for t in trees for st in t["steps"]]
+print(f"{sum(fs == {1} for *_, fs in points)} branch points with only positive continuations, "
+      f"{sum(fs == {0} for *_, fs in points)} with only negative ones, "
+      f"{sum(fs == {0, 1} for *_, fs in points)} with both (a pair), of {len(points)}")
+display(ex.sample_frame(trees).style.hide(axis="index"))
+
+# %% [markdown]
+# ## One sample's branches (SRPO Fig. 4)
+#
+# The reference path runs left to right; the branches of step i leave from state v_{i−1} (they
+# continue τ₁:ᵢ₋₁ from the header of step i), colored by F. Thick lines are the pair kept for
+# training.
+
+# %%
+example = next((t for t in trees if t["id"] == example_id), None) or max(trees, key=lambda t: len(t["pairs"]))
+fig = plots.branch_tree_figure(example)
+plots.savefig(fig, profile, "04_branch_tree");
+
+# %% [markdown]
+# ## Before and after training: the log-likelihood margin of each pair
+#
+# Chapter 05's alignment loss, −k · log σ(L(τᵢ⁺) − L(τᵢ⁻)) (Eq. 6), depends on the margin
+# L(τᵢ⁺) − L(τᵢ⁻). The two paths share τ₁:ᵢ₋₁, so the margin is the difference of the two
+# continuations' log-probabilities given that prefix (Eq. 7). Below, the base model re-scores every
+# pair (at temperature 1, unlike the sampler's log-probabilities stored in the tree); once chapter 05
+# has saved adapters under `results/<profile>/05/adapters/<method>/`, a rerun of this chapter adds
+# one variant per trained method.
+
+# %%
+variants = {}
+if rescore:
+    by_id = {s.id: s for s in samples}
+    pool_by_id = {s.id: s for s in pool}
+
+    def cot_prompt_fn(tree):
+        return ex.cot_prompt(by_id[tree["id"]], [pool_by_id[e] for e in tree["exemplar_ids"]],
+                             load_image=m.supports_images)
+
+    t0 = time.time()
+    variants["base"] = branch_scores.rescore_pairs(m, trees, cot_prompt_fn)
+    trained = branch_scores.trained_variants(model, adapters_dir or Path("results") / profile / "05" / "adapters")
+    for method, name in trained.items():
+        variants[method.upper()] = branch_scores.rescore_pairs(resolve_model(name), trees, cot_prompt_fn)
+    print(f"re-scored {len(variants['base']) // 2} pairs with {', '.join(variants)} in {time.time() - t0:.0f} s"
+          + ("" if trained else "; no trained adapter found yet (chapter 05 writes them)"))
+    margin_df = branch_scores.margin_frame(variants)
+    if len(margin_df):
+        display(margin_df.groupby(["variant", "step"])["margin"].describe()[["count", "mean", "50%", "min", "max"]]
+                .rename(columns={"50%": "median"}).round(2))
+        fig = plots.margin_figure(margin_df)
+        plots.savefig(fig, profile, "04_pair_margins");
+
+# %% [markdown]
+# For the base model a margin below zero means it already finds the *negative* continuation more
+# likely than the positive one — exactly the pairs where the alignment loss has the most to do.
+#
+# ## Browse the branches
+#
+# Choose a sample and a branch point: the pair is shown side by side with F, the sampler's
+# log-probability and the re-scored log-probabilities of each model variant, then every branch of
+# that step, then the reference path with the branch point marked. In the static HTML book the
+# widget shows its first view only (there is no Python kernel behind it to switch samples); the
+# table under it lists every branch point of the same sample. Run the notebook in Jupyter to browse.
+
+# %%
+explorer = BranchExplorer(trees, variants)
+display(explorer)
+display(HTML(explorer.summary()))
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# Under the `smoke` profile B is **SmolLM2-135M-Instruct**, a 135-million-parameter text-only model
+# that reads the picture as its caption, and the exploration is deliberately small: a few training
+# samples, branch points at the last step and the final verdict only (continuations from early
+# steps run through all six steps, which the CPU budget does not allow), k = 4 continuations and no
+# exemplars in D_c (m = 0) to keep prompts short. The numbers show that the search, F, the tree
+# file, the statistics and the re-scoring work end to end — not how often a capable model reasons
+# its way to the right verdict. Even with the reference path's own reasoning in its prefix, the
+# small model's verdict often does not follow from it (a step-6 prefix that argues for a refusal
+# can still be continued to `safe`), and at one prefix its sampled verdicts tend to agree with
+# each other, so pairs are few. SRPO explores Qwen2.5-VL-7B and LLaVA-NeXT-LLaMA3 with m = 2 shots
+# at every step, which the `paper` profile sets (`model = "hf:weights/Qwen2.5-VL-7B-Instruct"`,
+# steps 1–7, T = 0.5; SRPO does not state its sampling budget per step, the profile allows 16).
+#
+# How the batched search compares with the paper's one-continuation-at-a-time loop (generate calls,
+# tokens and seconds per contrastive pair) is measured by `benchmarks/explore_bench.py`, outside the
+# book.
+
+# %%
+print(f"exploration {explore_s:.0f} s; trees in {trees_path}")

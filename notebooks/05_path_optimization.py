@@ -1,0 +1,240 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · SRPO path optimization and the SFT / DPO / ORPO baselines
+#
+# *Reproduces SRPO Eq. 5–9 and Fig. 6.*
+#
+# Chapter 04 explored the model's own reasoning: at each step i of a reference path τ* it sampled
+# continuations of the prefix τ_1:i−1 and kept a **positive** τ_i⁺ (its final verdict is the right
+# one) and a **negative** τ_i⁻ (it is not). SRPO now trains on both kinds of evidence at once:
+#
+# * **J_ref** (Eq. 5) — the mean token negative log-likelihood of the reference path τ* given the
+#   question Q: the model learns the six-step chain that reaches the safe answer;
+# * **J_align,i** (Eq. 6) = −k · log σ(L(τ_i⁺) − L(τ_i⁻)) with L the log-likelihood of a path. The two
+#   paths share the prefix τ_1:i−1, so only their continuations count (Eq. 7): the model learns
+#   *at which step* a chain goes wrong;
+# * **J = J_ref + λ · Σ_i J_align,i** (Eq. 8–9); the paper uses λ = 0.3 (chapter 06 varies it).
+#
+# The variant `odds_ratio` replaces Eq. 6 by the ORPO / RPO log-odds form on length-averaged
+# log-probabilities. The baselines (SRPO § Optimization Baselines) see the same data with the
+# same LoRA, optimizer and example order, and differ only in the objective:
+#
+# * **SFT** — J_ref alone, on every sample;
+# * **DPO** — one example per explored pair, the whole paths (prefix ⊕ continuation) as chosen /
+#   rejected against the frozen base model;
+# * **ORPO** — one example per pair: NLL of the chosen path + β · the odds-ratio term.
+#
+# DPO and ORPO can only use samples where exploration found at least one correct and one
+# incorrect path, as in the paper.
+
+# %% tags=["parameters"]
+profile = "smoke"
+model = "embedded"  # the base model: embedded or hf:PATH (a local model: LoRA is trained on it)
+judge = "offline"  # judges the held-out reasoning paths (SR / ER / SER)
+exploration_dir = ""  # the output of chapter 04 (trees.jsonl), empty for results/<profile>/04
+train_dataset = ""  # dataset spec of the explored samples, empty for the one the exploration recorded
+heldout = "bundled:test"  # never trained on
+heldout_limit = 8  # first N held-out samples (IRS records and twins), 0 for all
+methods = ["sft", "dpo", "orpo", "srpo"]
+lam = 0.3  # λ of Eq. 9
+k = 1.0  # k of Eq. 6
+variant = "loglik"  # loglik (Eq. 6) | odds_ratio (ORPO / RPO form)
+beta = 0.1  # DPO's β, ORPO's weight on the odds-ratio term
+lr = 5e-5
+batch_size = 8
+epochs = 1
+max_steps = 0  # stop after this many optimizer steps, 0 for the full epochs
+lora_rank = 8
+max_len = 0  # truncate training rows to this many tokens, 0 for no truncation
+max_new_tokens = 256  # length of the held-out chains
+force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.heldout)
+seed = 0
+n_boot = 1000
+
+# %%
+import inspect
+import time
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ssui_lib import losses, plots
+from ssui_lib.data import load_dataset
+from ssui_lib.errors import SSUIError
+from ssui_lib.explore import load_pairs, read_trees
+from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval
+from ssui_lib.models import SamplingParams
+from ssui_lib.runs import adapter_model_name, read_log, train_run
+from ssui_lib.train import TrainConfig, load_exploration
+
+plots.paper_style()
+results_dir = Path("results") / profile / "05"
+data_dir = Path(exploration_dir or Path("results") / profile / "04")
+if not (data_dir / "trees.jsonl").is_file():
+    raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. Run it first: "
+                    f"ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+trees = read_trees(data_dir / "trees.jsonl")
+pair_rows, _ = load_pairs(data_dir)
+print(f"exploration {data_dir}: {len(trees)} explored samples, {len(pair_rows)} contrastive pairs "
+      f"from {len({p.sample_id for p in pair_rows})} samples")
+
+# %% [markdown]
+# ## The objective, as the library computes it
+#
+# The losses are small pure functions in `ssui_lib.losses` (tested on hand-made tensors); the
+# training loop `ssui_lib.train` scores exactly the continuation tokens of each row.
+
+# %%
+for fn in (losses.ref_nll, losses.align_loss, losses.srpo_objective):
+    print(inspect.getsource(fn).split('    """')[0] + "    ...\n")
+
+# %% [markdown]
+# ## Training data per method
+#
+# SRPO and SFT use one example per explored sample (its reference path; SRPO adds its pairs); DPO
+# and ORPO use one example per pair.
+
+# %%
+cfgs = {m: TrainConfig(method=m, lam=lam, k=k, variant=variant, beta=beta, lr=lr, batch_size=batch_size,
+                       epochs=epochs, max_steps=max_steps or None, lora_rank=lora_rank, max_len=max_len or None,
+                       seed=seed) for m in methods}
+examples = {m: load_exploration(data_dir, m, dataset=train_dataset or None) for m in methods}
+display(pd.DataFrame([{"method": m.upper(), "examples": len(ex), "pairs": sum(len(e.pairs) for e in ex),
+                       "samples": len({e.sample_id for e in ex}),
+                       "optimizer steps": min(-(-len(ex) // batch_size) * epochs, max_steps or 10**9)}
+                      for m, ex in examples.items()]).set_index("method"))
+
+# %% [markdown]
+# ## Train (LoRA)
+#
+# Adapters go to `results/<profile>/05/adapters/<method>/` (chapter 07 evaluates them on RSBench).
+# A finished run with the same settings and data is reused; an interrupted one continues from
+# its last checkpoint; a run made with other settings or data is replaced.
+
+# %%
+summaries, train_s = {}, {}
+for m in methods:
+    t0 = time.time()
+    try:
+        summaries[m] = train_run(model, data_dir, cfgs[m], results_dir / "adapters" / m,
+                                 dataset=train_dataset or None, restart_stale=True, progress=False)
+    except SSUIError as e:  # e.g. DPO / ORPO with no explored pair
+        print(f"{m.upper()}: not trained — {e}")
+        continue
+    train_s[m] = time.time() - t0
+    s = summaries[m]
+    print(f"{m.upper()}: {s['steps']} steps on {s['n_examples']} examples ({s['n_pairs']} pairs), loss "
+          f"{s['first_loss']:.3f} → {s['final_loss']:.3f}; {s['trainable_params']:,} LoRA parameters; "
+          + ("reused a finished run" if s["reused"] else f"{train_s[m]:.0f} s"))
+
+# %%
+logs = {m.upper(): read_log(results_dir / "adapters" / m) for m in summaries}
+fig = plots.loss_curves(logs, title=f"Training loss per method ({model}, LoRA rank {lora_rank}, lr {lr:g})")
+plots.savefig(fig, profile, "05_loss_curves");
+
+# %% [markdown]
+# The four objectives are on different scales (SFT and SRPO start at the token NLL of the
+# reference path, plus λ · Σ J_align for SRPO; DPO starts at log 2 ≈ 0.69 per pair): read each line's
+# trend, not its height. SRPO's loss equals SFT's on a batch whose samples have no explored pair
+# (J_align is then zero), so the two lines coincide wherever exploration found no pair. With only
+# a handful of optimizer steps the lines mostly show the difference between batches, not convergence.
+#
+# ## Held-out evaluation (SRPO Fig. 6)
+#
+# Each variant writes the six-step chain for the first held-out samples (greedy), with the same
+# CoT prompt the exploration used (zero-shot chain prompt). Two numbers, each with a 95%
+# bootstrap interval:
+#
+# * **verdict accuracy** — the chain's `Final verdict:` equals the ground truth (unsafe for an IRS
+#   record, safe for its benign twin); a chain without a verdict line counts as wrong and is counted;
+# * **SER** — RSBench's share of reasoning paths the judge finds safe *and* effective (IRS records).
+#
+# With `force_verdict = True` (the `smoke` profile, whose token budget is too short for a small
+# model to finish six steps) a chain that stops before its verdict line is asked for one: its own
+# text plus `Final verdict:` is continued for a few tokens. The count is in the table ("forced").
+#
+# The table adds SR and ER (safe, effective paths) and the number of chains without a verdict line;
+# SR / ER / SER are over the IRS records only, verdict accuracy over all held-out samples.
+
+# %%
+params = SamplingParams(max_new_tokens=max_new_tokens, seed=seed)
+test = load_dataset(heldout)
+test = test[:heldout_limit] if heldout_limit else test
+print(f"{heldout}: {len(test)} samples ({sum(s.kind == 'irs' for s in test)} IRS, "
+      f"{sum(s.kind == 'twin' for s in test)} twins)")
+variants = {"base": (model, None)}
+for m in summaries:
+    adapter = results_dir / "adapters" / m / "adapter"
+    variants[m.upper()] = (adapter_model_name(model, adapter), adapter_fingerprint(adapter))
+results, eval_s = {}, {}
+for label, (name, fp) in variants.items():
+    t0 = time.time()
+    results[label] = heldout_eval(name, test, results_dir / "eval" / label.lower(), judge=judge, params=params,
+                                  fingerprint=fp, n_boot=n_boot, seed=seed, label=label,
+                                  force_verdict=force_verdict)
+    eval_s[label] = time.time() - t0
+
+# %%
+table = plots.rates_table(results, ("ACC", "SR", "ER", "SER"), index_names=("variant",)).rename(
+    columns={"ACC": "verdict accuracy", "n": "n (held-out samples)"})
+table.insert(1, "no verdict line", [r["unparseable"] for r in results.values()])
+table.insert(2, "forced", [r["forced"] for r in results.values()])
+table.insert(3, "verdicts unsafe / safe / none", ["{unsafe} / {safe} / {none}".format(**r["predicted"]) for r in results.values()])
+display(table)
+long = plots.rates_long(results, ("ACC", "SER"))
+long["metric"] = long["metric"].replace({"ACC": "verdict accuracy (all held-out)", "SER": "SER (judged IRS paths)"})
+long["n"] = None  # the two metrics have different denominators; the table above gives both
+fig = plots.rate_bars(long, title=f"Held-out results before and after training ({heldout}, n = {len(test)})",
+                      ylabel="rate on held-out samples (%)", show_n=False)
+plots.savefig(fig, profile, "05_methods");
+
+# %% [markdown]
+# ## What the numbers say
+#
+# The comparison below is read off the intervals only: a difference counts when the two 95%
+# intervals do not overlap.
+
+# %%
+base = results["base"]["metrics"]
+maj = results["base"]["majority"]
+lines = [f"* Always answering **{maj['verdict']}** would score {100 * maj['value']:.0f}% verdict accuracy on these "
+         f"{len(test)} samples — the bar any reasoning has to clear."]
+for label, r in results.items():
+    if label == "base":
+        continue
+    acc, ser = compare(r["metrics"]["ACC"], base["ACC"]), compare(r["metrics"]["SER"], base["SER"])
+    lines.append(f"* **{label}** vs base: verdict accuracy {acc}, SER {ser}; "
+                 f"{r['unparseable']} of {r['n']} chains without a verdict line (base: {results['base']['unparseable']}).")
+display(Markdown("\n".join(lines)))
+
+# %% [markdown]
+# Read the "verdicts" column of the table before the accuracy. A model that answers "safe" to
+# everything scores exactly the share of benign twins; one that answers "unsafe" to everything,
+# the share of IRS records. The small embedded model often copies the prompt's placeholder
+# ("Final verdict: safe or unsafe"), which the shared parser `chain.final_verdict` (also
+# exploration's F) reads as its first word, "safe".
+#
+# Under the `smoke` profile this is a 135M-parameter text-only model trained for a handful of
+# LoRA steps on a few explored samples and tested on a few held-out ones: the intervals span tens
+# of points, and "indistinguishable" above is the expected outcome, not evidence against SRPO.
+# Such a small model also often does not finish the six steps within the token budget, and the
+# offline judge is only an approximation (chapter 07 measures how far to trust it). The chapter
+# shows that the four objectives train on the same data and are compared on the same footing; the
+# size of SRPO's advantage in Fig. 6 (Qwen2.5-VL-7B, the full SSUI set, GPT-4o judging six
+# benchmarks) is tested by the `paper` profile.
+
+# %%
+print(f"training: {sum(train_s.values()):.0f} s (" + ", ".join(f"{m.upper()} {t:.0f} s" for m, t in train_s.items())
+      + f"); held-out evaluation: {sum(eval_s.values()):.0f} s (" + ", ".join(f"{v} {t:.0f} s" for v, t in eval_s.items()) + ")")

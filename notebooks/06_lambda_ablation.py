@@ -1,0 +1,167 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 06 · The loss weight λ
+#
+# *Reproduces SRPO Fig. 7.*
+#
+# SRPO's objective J = J_ref + λ · Σ_i J_align,i (Eq. 9) balances two things: a small λ grounds the
+# model in the reference path τ* (the SSUI chain that reaches the safe answer); a large λ puts the
+# weight on the step-level contrast between the explored positive and negative branches. SRPO
+# swept λ ∈ {0.1, 0.3, 0.5, 0.7, 0.9} on RSBench and chose 0.3: too small a λ ignores what
+# exploration found, too large a λ loosens the grounding in the reference path.
+#
+# Here every λ trains SRPO on the same exploration (chapter 04), with the same optimizer steps,
+# the same seed and the same example order; only λ changes. Each adapter is then evaluated on the
+# same held-out samples as chapter 05: verdict accuracy of its chains and the judged SER of its
+# reasoning paths, with 95% bootstrap intervals.
+
+# %% tags=["parameters"]
+profile = "smoke"
+model = "embedded"  # the base model (embedded or hf:PATH)
+judge = "offline"
+exploration_dir = ""  # the output of chapter 04 (trees.jsonl), empty for results/<profile>/04
+train_dataset = ""  # dataset spec of the explored samples, empty for the one the exploration recorded
+heldout = "bundled:test"
+heldout_limit = 8  # first N held-out samples, 0 for all
+lambdas = [0.1, 0.3, 0.5, 0.7, 0.9]
+only_paired = False  # train only on samples with an explored pair (λ changes nothing for the others)
+paper_lambda = 0.3  # marked in the figure
+k = 1.0
+variant = "loglik"  # loglik (Eq. 6) | odds_ratio
+lr = 5e-5
+batch_size = 8
+epochs = 1
+max_steps = 0  # 0 for the full epochs
+lora_rank = 8
+max_len = 0  # 0 for no truncation
+max_new_tokens = 256
+force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.heldout)
+seed = 0
+n_boot = 1000
+
+# %%
+import time
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ssui_lib import plots
+from ssui_lib.data import load_dataset
+from ssui_lib.errors import SSUIError
+from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
+from ssui_lib.models import SamplingParams
+from ssui_lib.runs import adapter_model_name, read_log, train_run
+from ssui_lib.train import TrainConfig
+
+plots.paper_style()
+results_dir = Path("results") / profile / "06"
+data_dir = Path(exploration_dir or Path("results") / profile / "04")
+if not (data_dir / "trees.jsonl").is_file():
+    raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. Run it first: "
+                    f"ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+if not lambdas or any(not isinstance(x, (int, float)) or x < 0 for x in lambdas):
+    raise SSUIError(f"parameter 'lambdas': expected a non-empty list of numbers >= 0, got {lambdas!r}")
+
+# %% [markdown]
+# ## Train one SRPO adapter per λ
+#
+# Adapters go to `results/<profile>/06/lambda_<λ>/`; a finished run is reused, an interrupted one
+# continues from its checkpoint. With `only_paired = True` (the `smoke` profile) only the samples
+# where exploration found a pair are trained on: J_align is zero for the others, so λ cannot
+# change what they teach, and the smoke budget goes where λ acts.
+
+# %%
+summaries, train_s = {}, {}
+for lam in lambdas:
+    cfg = TrainConfig(method="srpo", lam=lam, k=k, variant=variant, lr=lr, batch_size=batch_size, epochs=epochs,
+                      max_steps=max_steps or None, lora_rank=lora_rank, max_len=max_len or None, seed=seed)
+    t0 = time.time()
+    summaries[lam] = train_run(model, data_dir, cfg, results_dir / f"lambda_{lam:g}", dataset=train_dataset or None,
+                               restart_stale=True, progress=False, only_paired=only_paired)
+    train_s[lam] = time.time() - t0
+    s = summaries[lam]
+    print(f"λ = {lam:g}: {s['steps']} steps on {s['n_examples']} samples ({s['n_pairs']} pairs), loss "
+          f"{s['first_loss']:.3f} → {s['final_loss']:.3f}; " + ("reused" if s["reused"] else f"{train_s[lam]:.0f} s"))
+
+# %%
+logs = {f"λ = {lam:g}": read_log(results_dir / f"lambda_{lam:g}") for lam in lambdas}
+display(pd.DataFrame({name: log.set_index("step")[["ref", "align", "margin"]].astype(float).mean()
+                      for name, log in logs.items()}).T
+        .rename(columns={"ref": "mean J_ref (nats/token)", "align": "mean Σ_i J_align,i",
+                         "margin": "mean margin L(τ⁺) − L(τ⁻) (nats)"}).round(4))
+
+# %% [markdown]
+# Every λ sees the same batches; J_ref and Σ J_align are logged separately, so the table shows the
+# two parts of the objective each run optimised (the loss is J_ref + λ · Σ J_align). The margin
+# column says how strongly the model already prefers the positive continuation: J_align,i =
+# −k · log σ(margin) is about e^(−margin) for a large margin, so when the explored pairs are
+# already ranked right by many nats, J_align ≈ 0 and λ has almost nothing to weigh — the curve
+# below is then flat by construction, not because λ does not matter.
+#
+# ## Held-out metrics per λ (SRPO Fig. 7)
+
+# %%
+params = SamplingParams(max_new_tokens=max_new_tokens, seed=seed)
+test = load_dataset(heldout)
+test = test[:heldout_limit] if heldout_limit else test
+results, eval_s = {}, {}
+for lam in lambdas:
+    adapter = results_dir / f"lambda_{lam:g}" / "adapter"
+    t0 = time.time()
+    results[lam] = heldout_eval(adapter_model_name(model, adapter), test, results_dir / "eval" / f"lambda_{lam:g}",
+                                judge=judge, params=params, fingerprint=adapter_fingerprint(adapter), n_boot=n_boot,
+                                seed=seed, label=f"λ = {lam:g}", force_verdict=force_verdict)
+    eval_s[lam] = time.time() - t0
+
+# %%
+table = plots.rates_table({f"λ = {lam:g}": r for lam, r in results.items()}, ("ACC", "SR", "ER", "SER"),
+                          index_names=("λ",)).rename(columns={"ACC": "verdict accuracy", "n": "n (held-out samples)"})
+table.insert(1, "no verdict line", [r["unparseable"] for r in results.values()])
+table.insert(2, "forced", [r["forced"] for r in results.values()])
+table.insert(3, "verdicts unsafe / safe / none", ["{unsafe} / {safe} / {none}".format(**r["predicted"]) for r in results.values()])
+display(table)
+long = results_frame(results, ("ACC", "SER")).rename(columns={"key": "lambda"})
+long["metric"] = long["metric"].replace({"ACC": "verdict accuracy (all held-out)", "SER": "SER (judged IRS paths)"})
+fig = plots.sweep_figure(long, x="lambda", chosen=paper_lambda,
+                         title=f"SRPO: influence of λ ({heldout}, n = {len(test)})")
+plots.savefig(fig, profile, "06_lambda");
+
+# %% [markdown]
+# ## What the numbers say
+
+# %%
+best = max(results, key=lambda lam: -1 if results[lam]["metrics"]["ACC"]["value"] is None
+           else results[lam]["metrics"]["ACC"]["value"])
+ref = results.get(paper_lambda, results[best])
+others = [lam for lam in results if lam != paper_lambda]
+verdicts = {lam: compare(results[lam]["metrics"]["ACC"], ref["metrics"]["ACC"]) for lam in others}
+display(Markdown(
+    f"Highest verdict accuracy at λ = {best:g}. Against λ = {paper_lambda:g}: "
+    + ", ".join(f"λ = {lam:g} {v}" for lam, v in verdicts.items())
+    + (". No λ is distinguishable from the paper's choice on these samples."
+       if all(v in ("indistinguishable", "undefined") for v in verdicts.values()) else ".")))
+
+# %% [markdown]
+# Read this figure with its error bars, and the "verdicts" column of the table: a model that
+# answers "safe" to everything scores the share of benign twins whatever λ is. Under the `smoke` profile each λ is a few LoRA steps of a
+# 135M text-only model on a few explored samples, evaluated on a few held-out ones: the intervals
+# span tens of points, and a few steps at a small learning rate barely move the adapter away from
+# the base model, so the curve is expected to be flat within noise. SRPO's trade-off — worse at
+# λ = 0.1 and at large λ, best at 0.3 — is a claim about Qwen2.5-VL-7B trained on the full SSUI
+# set; the `paper` profile runs that sweep.
+
+# %%
+print(f"training: {sum(train_s.values()):.0f} s; held-out evaluation: {sum(eval_s.values()):.0f} s; "
+      + "; ".join(f"λ = {lam:g}: {train_s[lam]:.0f} + {eval_s[lam]:.0f} s" for lam in lambdas))

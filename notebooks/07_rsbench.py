@@ -1,0 +1,271 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · RSBench and the safety benchmark table
+#
+# *Reproduces SRPO Eq. 10–11, Fig. 5 and the layout of SRPO Table 1.*
+#
+# Most safety benchmarks judge only a model's final answer. SRPO's **RSBench** judges the
+# *reasoning path* — the six-step chain a model writes before it answers — because a chain can
+# talk itself into helping with a risk even when it ends in a careful sentence, and a good chain is
+# what SRPO trains. A judge labels each path with two indicators: f_h = 1 if the path is safe and
+# f_r = 1 if it is effective (useful). Over N paths (SRPO Eq. 10–11):
+#
+# * **SR** = (1/N) Σ f_h — safety rate;
+# * **ER** = (1/N) Σ f_r — effectiveness rate;
+# * **SER** = (1/N) Σ f_h · f_r — the share of paths that are safe *and* effective at once.
+#
+# Each is computed over the IRS samples with a 95% bootstrap interval. The variants compared:
+#
+# * **base** — the model asked for the six-step chain with no examples (zero-shot chain prompt);
+# * **ICL k-shot** — the same with k SSUI exemplars shown first (chapter 03's SSUI ✓ setting);
+# * **SFT, DPO, ORPO, SRPO** — the LoRA adapters chapter 05 trained on this model, when they exist;
+# * any other models named in `compare_models` (SRPO Fig. 5 compares with GPT-4o and others).
+
+# %% tags=["parameters"]
+profile = "smoke"
+model = "embedded"  # the base model; chapter 05's adapters are loaded on top of it
+compare_models = []  # other models to place beside it, e.g. ["openai:gpt-4o"]
+judge = "offline"  # offline, local:MODEL, openai:MODEL, openai-compatible:URL#MODEL
+dataset = "bundled:test"  # RSBench questions (never bundled:train: exemplars and training data come from it)
+image_dir = ""
+limit = 16  # first N samples (IRS records and twins); 0 means all
+icl_k = 2
+icl_by = "category"
+adapter_methods = ["sft", "dpo", "orpo", "srpo"]  # looked up under results/<profile>/05/adapters/<method>/
+max_new_tokens = 192
+temperature = 0.0  # 0 means greedy
+seed = 0
+n_boot = 1000
+# External safety benchmarks (SRPO Table 1): paths to data you obtained yourself (empty: not present)
+siuo_gen_path = ""  # SIUO siuo_gen.json
+siuo_image_dir = ""
+vlsbench_path = ""  # VLSBench data.json
+vlsbench_image_dir = ""
+mssbench_path = ""  # MSSBench combined.json
+mssbench_image_dir = ""
+bench_limit = 0  # first N samples of each benchmark; 0 means all
+bench_variants = ["base", "SRPO"]  # variants run on the external benchmarks (empty list: every variant)
+
+# %%
+import time
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from ssui_lib import plots
+from ssui_lib.book_config import stable_hash
+from ssui_lib.data import load_dataset
+from ssui_lib.evaluate import evaluate
+from ssui_lib.judge import resolve_judge, validate_judge
+from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
+
+plots.paper_style()
+results_dir = Path("results") / profile / "07"
+params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+samples = load_dataset(dataset, image_dir or None)
+used = samples[:limit] if limit else samples
+print(f"{dataset}: {len(samples)} samples; RSBench on the first {len(used)} "
+      f"({sum(s.kind == 'irs' for s in used)} IRS records, {sum(s.kind == 'twin' for s in used)} benign twins)")
+
+# The external benchmarks are read now, so a wrong path fails before any model runs.
+BENCHMARKS = {"SIUO": ("siuo-gen", siuo_gen_path, siuo_image_dir), "VLSBench": ("vlsbench", vlsbench_path, vlsbench_image_dir),
+              "MSSBench": ("mssbench", mssbench_path, mssbench_image_dir)}
+bench_data = {b: (f"{kind}:{path}", img or None, load_dataset(f"{kind}:{path}", img or None))
+              for b, (kind, path, img) in BENCHMARKS.items() if path}
+for b, (spec, _, data) in bench_data.items():
+    print(f"{b}: {len(data)} samples from {spec}")
+
+# %% [markdown]
+# ## The variants
+#
+# Chapter 05 saves its adapters under `results/<profile>/05/adapters/<method>/`. An adapter is
+# loaded on top of the base model's local folder (`hf:<base>+adapter:<adapter>`); for the embedded
+# model that folder is its float32 copy. Missing adapters are skipped and listed.
+
+# %%
+def base_folder(name: str):
+    """The local folder an adapter is loaded on, or None (API models take no adapter)."""
+    spec = parse_model_name(name)
+    if spec["kind"] == "embedded":
+        from ssui_lib.models.embedded import ensure_converted
+
+        return ensure_converted()
+    return spec["path"] if spec["kind"] == "hf" and not spec["adapter"] else None
+
+
+def find_adapter(method: str):
+    """The adapter folder of one chapter-05 method (the folder itself or its adapter/ subfolder)."""
+    d = Path("results") / profile / "05" / "adapters" / method
+    return next((p for p in (d, d / "adapter") if (p / "adapter_config.json").is_file()), None)
+
+
+variants = {"base": (model, 0), f"ICL {icl_k}-shot": (model, icl_k)}
+missing = []
+base = base_folder(model)
+for method in adapter_methods:
+    adapter = find_adapter(method)
+    if adapter is None or base is None:
+        missing.append(method.upper())
+    else:
+        variants[method.upper()] = (f"hf:{base}+adapter:{adapter}", 0)
+for other in compare_models:
+    variants[other] = (other, 0)
+display(Markdown("\n".join(f"* **{v}** — `{n}`" + (f", {k}-shot" if k else ", zero-shot chain")
+                           for v, (n, k) in variants.items())))
+if missing:
+    why = ("not present: run chapter 05 first (`ssui book run --profile " + profile + " --chapters 05`)"
+           if base is not None else f"not applicable: {model} is an API model and takes no LoRA adapter")
+    display(Markdown(f"Skipped adapters: {', '.join(missing)} — {why}."))
+
+# %% [markdown]
+# ## Generate and judge
+#
+# `ssui_lib.evaluate.evaluate` generates the answers, the reasoning paths (for the zero-shot
+# variants a second generation with the chain prompt; for ICL the k-shot answers already are
+# chains) and judges both — final answers for S / E / S&E, whole paths for SR / ER / SER. Outputs
+# go to `results/<profile>/07/`, resumable and keyed by a hash of the settings.
+
+# %%
+def settings_out(label: str, name: str, k: int, data: str, lim: int, tag: str) -> Path:
+    settings = {"model": name, "judge": judge, "dataset": data, "limit": lim, "icl_k": k, "icl_by": icl_by,
+                "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n_boot": n_boot}
+    slug = "".join(c if c.isalnum() else "-" for c in label.lower())
+    return results_dir / tag / f"{slug}-{stable_hash(settings)[:10]}.json"
+
+
+rsbench, timings, loaded = {}, {}, {}
+for label, (name, k) in variants.items():
+    t0 = time.time()
+    loaded.setdefault(name, resolve_model(name))
+    rsbench[label] = evaluate(loaded[name], judge, dataset, settings_out(label, name, k, dataset, limit, "rsbench"),
+                              icl_k=k, icl_by=icl_by, params=params, limit=limit or None, seed=seed, paths=True,
+                              n_boot=n_boot, image_dir=image_dir or None, progress=False)
+    timings[label] = time.time() - t0
+    print(f"{label}: {timings[label]:.0f} s; {rsbench[label]['paths_without_chain']} of {rsbench[label]['n']} "
+          "paths without any step line")
+
+# %% [markdown]
+# ## RSBench: SR, ER and SER per variant (SRPO Fig. 5)
+
+# %%
+display(plots.rates_table(rsbench, ("SR", "ER", "SER", "S", "E", "SE"), index_names=("variant",)))
+fig = plots.rate_bars(plots.rates_long(rsbench, ("SR", "ER", "SER")),
+                      title=f"RSBench on {dataset} (judge: {judge})", xlabel="variant")
+plots.savefig(fig, profile, "07_rsbench");
+
+# %% [markdown]
+# SR / ER / SER judge the whole reasoning path; S / E / S&E (right-hand columns) judge only the
+# final answer of the same variant, for comparison. A path that never produces step lines is still
+# judged as the model's reasoning (the count is printed above): a model that ignores the format is
+# not excused.
+#
+# One IRS question and the reasoning path of each variant, with the judge's labels — worth reading
+# before trusting any bar above:
+
+# %%
+ex = next(s for s in used if s.kind == "irs")
+print(f"{ex.id} ({ex.category.l1})\nimage: {ex.image.caption}\nquery: {ex.query}\n")
+for label, res in rsbench.items():
+    path = pd.read_json(res["files"]["paths"], lines=True).set_index("id").at[ex.id, "response"]
+    v = pd.read_json(res["files"]["path_verdicts"], lines=True).set_index("id").loc[ex.id]
+    print(f"--- {label}: safe={v['safe']}, effective={v['effective']}\n{path.strip()[:900]}\n")
+
+# %% [markdown]
+# ## Per category
+#
+# SER of the reasoning paths by SSUI class (cell: percentage and the number of IRS paths behind it).
+
+# %%
+fig = plots.category_heatmap(plots.category_long(rsbench, "SER"), metric="SER")
+plots.savefig(fig, profile, "07_ser_by_category");
+
+# %% [markdown]
+# ## How far to trust the judge
+#
+# Every number above is a judge's verdict. `validate_judge` hands the judge responses whose labels
+# are known — each IRS record's safe reply (safe, effective) and unsafe reply (unsafe), each twin's
+# safe reply (safe, effective) — of the whole evaluated split and measures agreement: accuracy and
+# Cohen's κ (agreement beyond chance; 1 = perfect, 0 = chance), with 95% bootstrap intervals.
+
+# %%
+val = validate_judge(resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed), samples,
+                     n_boot=n_boot, seed=seed)
+display(plots.agreement_table(val.attrs["agreement"]))
+wrong = val[val["safe"].notna() & (val["safe"] != val["gold_safe"])]
+print(f"{len(val)} labelled responses; {len(wrong)} judged against their safety label")
+
+# %% [markdown]
+# For the **offline** judge this check is circular: it compares a reply with these very reference
+# replies, so labelled replies are the easiest case it will ever see, and its agreement here is an
+# upper bound. On a small model's own words it is much less reliable: it cannot read intent, an
+# answer that goes along with the risk in words unlike the reference unsafe reply can pass as safe,
+# and in path mode a path that copies the exemplars' step wording sits close to the reference
+# chain. κ for *effective* is undefined when every labelled reply is effective (only the safe
+# replies carry an effectiveness label), so there only accuracy speaks. A model judge (the `paper`
+# profile: GPT-4o, as in SRPO) is scored on the same labelled replies and should be trusted only as
+# far as its κ here allows.
+#
+# ## Safety benchmarks (SRPO Table 1)
+#
+# SRPO Table 1 reports five external benchmarks. This book reads three of them when you have the
+# data — SIUO (generation set), VLSBench and MSSBench — and reports S, E and S&E of the final
+# answers (over-refusal on MSSBench's safe-situation twins), with the same judge. The benchmarks'
+# own metrics (ASR, PAR, …) depend on their official scorers and are not reproduced here.
+
+# %%
+bench_results = {}
+chosen = {v: variants[v] for v in (bench_variants or list(variants)) if v in variants}
+for b, (spec, img, _) in bench_data.items():
+    for label, (name, k) in chosen.items():
+        out = settings_out(label, name, k, spec, bench_limit, f"bench-{b.lower()}")
+        loaded.setdefault(name, resolve_model(name))
+        bench_results[(label, b)] = evaluate(loaded[name], judge, spec, out, icl_k=k, icl_by=icl_by, params=params,
+                                             limit=bench_limit or None, seed=seed, paths=False, n_boot=n_boot,
+                                             image_dir=img, progress=False)
+if bench_results:
+    display(plots.benchmark_table(bench_results, ("S", "E", "SE")))
+    mss = {k: r for k, r in bench_results.items() if k[1] == "MSSBench" and "over_refusal" in r}
+    if mss:
+        display(plots.rates_table(mss, ("over_refusal",), index_names=("variant", "benchmark")))
+else:
+    display(Markdown(
+        "**No external benchmark data is present** (`siuo_gen_path`, `vlsbench_path` and `mssbench_path` are "
+        "empty), so this table is not produced. The book never downloads or ships benchmark data: obtain "
+        "each benchmark from its authors under its licence, then point the chapter at your copy, e.g.\n\n"
+        "```\nssui book run --profile paper --chapters 07 \\\n"
+        "  --set siuo_gen_path=/data/SIUO/siuo_gen.json --set siuo_image_dir=/data/SIUO/images \\\n"
+        "  --set vlsbench_path=/data/VLSBench/data.json --set vlsbench_image_dir=/data/VLSBench \\\n"
+        "  --set mssbench_path=/data/MSSBench/combined.json --set mssbench_image_dir=/data/MSSBench\n```\n\n"
+        "Without an image folder, VLSBench and MSSBench run in caption mode on their own text descriptions; "
+        "SIUO has none and needs its images. These benchmarks are held out: nothing in the book is tuned on them."))
+
+# %% [markdown]
+# ## What these numbers mean
+#
+# Under the `smoke` profile the base model is SmolLM2-135M-Instruct: 135 million parameters,
+# text-only (pictures reach it as captions), judged by the approximate offline judge on about ten
+# IRS questions. Asked for the six steps without examples, it ignores the format (see the count of
+# paths without step lines above) and just answers; with exemplars it copies the step headings and
+# much of their wording, but stops within the token budget before its verdict. The offline judge
+# rewards that copied wording in path mode, so the gap between **base** and **ICL** here is largely
+# a gap in *form*, not evidence of safer reasoning, and the intervals are tens of points wide. The
+# adapters chapter 05 trains under `smoke` are a few LoRA steps on a few examples: a difference
+# between them and the base model says little about SRPO. The smoke run shows the pipeline and the
+# shape of the comparison; SRPO's claim — Qwen2.5-SRPO gains more than 20 points in both SR and ER
+# over Qwen2.5-VL — is tested by the `paper` profile.
+
+# %%
+print(f"RSBench generation + judging: {sum(timings.values()):.0f} s in all; " +
+      "; ".join(f"{v}: {t:.0f} s" for v, t in timings.items()))
