@@ -76,15 +76,12 @@ from ssui_lib.errors import SSUIError
 from ssui_lib.explore import load_pairs, read_trees
 from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval
 from ssui_lib.models import SamplingParams
-from ssui_lib.runs import adapter_model_name, read_log, train_run
+from ssui_lib.runs import adapter_model_name, exploration_data, read_log, train_run
 from ssui_lib.train import TrainConfig, load_exploration
 
 plots.paper_style()
 results_dir = Path("results") / profile / "05"
-data_dir = Path(exploration_dir or Path("results") / profile / "04")
-if not (data_dir / "trees.jsonl").is_file():
-    raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. Run it first: "
-                    f"ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+data_dir = exploration_data(profile, exploration_dir)
 trees = read_trees(data_dir / "trees.jsonl")
 pair_rows, _ = load_pairs(data_dir)
 print(f"exploration {data_dir}: {len(trees)} explored samples, {len(pair_rows)} contrastive pairs "

@@ -62,15 +62,12 @@ from ssui_lib.data import load_dataset
 from ssui_lib.errors import SSUIError
 from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
 from ssui_lib.models import SamplingParams
-from ssui_lib.runs import adapter_model_name, read_log, train_run
+from ssui_lib.runs import adapter_model_name, exploration_data, read_log, train_run
 from ssui_lib.train import TrainConfig
 
 plots.paper_style()
 results_dir = Path("results") / profile / "06"
-data_dir = Path(exploration_dir or Path("results") / profile / "04")
-if not (data_dir / "trees.jsonl").is_file():
-    raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. Run it first: "
-                    f"ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+data_dir = exploration_data(profile, exploration_dir)
 if not lambdas or any(not isinstance(x, (int, float)) or x < 0 for x in lambdas):
     raise SSUIError(f"parameter 'lambdas': expected a non-empty list of numbers >= 0, got {lambdas!r}")
 

@@ -131,3 +131,13 @@ def adapter_model_name(base_model: str, adapter_dir: str | os.PathLike) -> str:
     else:
         raise SSUIError(f"model {base_model!r}: an adapter needs a local base model (embedded or hf:PATH)")
     return f"hf:{base}+adapter:{adapter_dir}"
+
+
+def exploration_data(profile: str, exploration_dir: str = "") -> Path:
+    """The folder of chapter 04's exploration (``results/<profile>/04`` unless given); SSUIError
+    saying how to make it when its trees.jsonl is missing."""
+    data_dir = Path(exploration_dir or Path("results") / profile / "04")
+    if not (data_dir / "trees.jsonl").is_file():
+        raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. "
+                        f"Run it first: ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+    return data_dir

@@ -216,3 +216,15 @@ def test_forced_verdicts_fill_missing_verdict_lines(tmp_path):
     assert m.calls == 2 and again["metrics"] == res["metrics"]
     heldout_eval(m, SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0, force_verdict=False)
     assert m.calls == 3  # other settings: the folder is redone
+
+
+def test_exploration_data_missing_names_the_fix(tmp_path):
+    import pytest as _pytest
+
+    from ssui_lib.errors import SSUIError
+    from ssui_lib.runs import exploration_data
+
+    with _pytest.raises(SSUIError, match="trees.jsonl is missing.*--chapters 04"):
+        exploration_data("smoke", str(tmp_path))
+    (tmp_path / "trees.jsonl").write_text("")
+    assert exploration_data("smoke", str(tmp_path)) == tmp_path
