@@ -225,8 +225,8 @@ display(HTML(explorer.summary()))
 # exemplars in D_c (m = 0) to keep prompts short. The numbers show that the search, F, the tree
 # file, the statistics and the re-scoring work end to end — not how often a capable model reasons
 # its way to the right verdict. Even with the reference path's own reasoning in its prefix, the
-# small model's verdict often does not follow from it (a step-6 prefix that argues for a refusal
-# can still be continued to `safe`), and at one prefix its sampled verdicts tend to agree with
+# small model's verdict often does not follow from it (a prefix whose step 6 argues for a
+# refusal can still be continued to `Final verdict: safe`), and at one prefix its sampled verdicts tend to agree with
 # each other, so pairs are few. SRPO explores Qwen2.5-VL-7B and LLaVA-NeXT-LLaMA3 with m = 2 shots
 # at every step, which the `paper` profile sets (`model = "hf:weights/Qwen2.5-VL-7B-Instruct"`,
 # steps 1–7, T = 0.5; SRPO does not state its sampling budget per step, the profile allows 16).

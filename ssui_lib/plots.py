@@ -345,7 +345,8 @@ def rate_bars(long, *, title: str | None = None, ylabel: str = "rate (%)", xlabe
     default = ["#2e86c1", "#27ae60", "#8e44ad", "#e67e22", "#7f8c8d"]
     colors = colors or {m: default[i % len(default)] for i, m in enumerate(metrics)}
     if ax is None:
-        fig, ax = plt.subplots(figsize=(max(5.5, 1.0 + len(variants) * (0.55 * len(metrics) + 0.6)), 4.3))
+        width_in = min(12.0, max(5.5, 1.0 + len(variants) * (0.42 * len(metrics) + 0.45)))
+        fig, ax = plt.subplots(figsize=(width_in, 4.3 if width_in < 9 else 4.8))
     else:
         fig = ax.figure
     width = 0.8 / max(1, len(metrics))
@@ -638,6 +639,6 @@ def margin_figure(margin_df, *, title: str = "Log-likelihood margin of each cont
     ax.set_xlabel("branch point i")
     ax.set_ylabel("L(τ⁺) − L(τ⁻)  (nats)")
     ax.set_title(title)
-    ax.legend(frameon=False, title="model (bar = median)", loc="best")
+    ax.legend(frameon=False, title="model (bar = median)", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
