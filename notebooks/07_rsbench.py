@@ -58,6 +58,7 @@ bench_limit = 0  # first N samples of each benchmark; 0 means all
 bench_variants = ["base", "SRPO"]  # variants run on the external benchmarks (empty list: every variant)
 
 # %%
+import json
 import time
 from pathlib import Path
 
@@ -111,8 +112,17 @@ def find_adapter(method: str):
     return next((p for p in (d, d / "adapter") if (p / "adapter_config.json").is_file()), None)
 
 
+def training_note(adapter: Path) -> str:
+    """How much an adapter was trained, from chapter 05's summary.json when it is there."""
+    for f in (adapter / "summary.json", adapter.parent / "summary.json"):
+        if f.is_file():
+            s = json.loads(f.read_text())
+            return f" (trained {s.get('steps', '?')} optimizer steps on {s.get('n_examples', '?')} examples)"
+    return ""
+
+
 variants = {"base": (model, 0), f"ICL {icl_k}-shot": (model, icl_k)}
-missing = []
+notes, missing = {}, []
 base = base_folder(model)
 for method in adapter_methods:
     adapter = find_adapter(method)
@@ -120,9 +130,10 @@ for method in adapter_methods:
         missing.append(method.upper())
     else:
         variants[method.upper()] = (f"hf:{base}+adapter:{adapter}", 0)
+        notes[method.upper()] = training_note(adapter)
 for other in compare_models:
     variants[other] = (other, 0)
-display(Markdown("\n".join(f"* **{v}** — `{n}`" + (f", {k}-shot" if k else ", zero-shot chain")
+display(Markdown("\n".join(f"* **{v}** — `{n}`" + (f", {k}-shot" if k else ", zero-shot chain") + notes.get(v, "")
                            for v, (n, k) in variants.items())))
 if missing:
     why = ("not present: run chapter 05 first (`ssui book run --profile " + profile + " --chapters 05`)"
@@ -261,8 +272,8 @@ else:
 # much of their wording, but stops within the token budget before its verdict. The offline judge
 # rewards that copied wording in path mode, so the gap between **base** and **ICL** here is largely
 # a gap in *form*, not evidence of safer reasoning, and the intervals are tens of points wide. The
-# adapters chapter 05 trains under `smoke` are a few LoRA steps on a few examples: a difference
-# between them and the base model says little about SRPO. The smoke run shows the pipeline and the
+# adapters chapter 05 trains under `smoke` are a few LoRA steps on a few examples (listed under
+# "The variants"): a difference between them and the base model says little about SRPO. The smoke run shows the pipeline and the
 # shape of the comparison; SRPO's claim — Qwen2.5-SRPO gains more than 20 points in both SR and ER
 # over Qwen2.5-VL — is tested by the `paper` profile.
 
