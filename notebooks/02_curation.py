@@ -148,6 +148,13 @@ if final:
     display(pd.DataFrame(s.provenance.stages))
 
 # %% [markdown]
+# Read an accepted record critically: is the query really harmless without the picture, and does
+# the chain explain the risk *this* picture creates? A 135M-parameter check agent is a weak judge of
+# text-only safety and the automatic checks are heuristics — which is why SSUI used GPT-4o for the
+# agents and kept a human revision of every record. The run folder keeps everything needed to redo
+# the revision: `RevisionForm(out)` in a live notebook, or a decisions file.
+
+# %% [markdown]
 # ## The bundled set: categories, kinds, lengths, splits
 #
 # The book ships a hand-written mini SSUI set (curated the same way, with a human writing every

@@ -112,6 +112,7 @@ def curation_funnel(funnel_df, title: str = "Curation funnel: candidates kept by
         ax.text(r["entered"] + 0.015 * top, yi, f"{r['passed']} of {r['entered']} kept ({share})", va="center",
                 fontsize=9)
     ax.set_yticks(y, df["title"])
+    ax.grid(axis="y", visible=False)
     ax.set_xlim(0, top * 1.45)
     ax.set_xlabel("candidates (count)")
     ax.set_title(title)
