@@ -221,14 +221,15 @@ display(HTML(explorer.summary()))
 # Under the `smoke` profile B is **SmolLM2-135M-Instruct**, a 135-million-parameter text-only model
 # that reads the picture as its caption, and the exploration is deliberately small: a few training
 # samples, branch points at the last step and the final verdict only (continuations from early
-# steps run through all six steps, which the CPU budget does not allow), k = 4 continuations and no
-# exemplars in D_c (m = 0) to keep prompts short. The numbers show that the search, F, the tree
+# steps run through all six steps, which the CPU budget does not allow), k = 4 continuations and the
+# m = 2 exemplars in D_c, as the `paper` profile (SRPO does not state m; without them the small model copies the instructions'
+# placeholder "Final verdict: safe or unsafe", which is no verdict, and finds no pair). The numbers show that the search, F, the tree
 # file, the statistics and the re-scoring work end to end — not how often a capable model reasons
 # its way to the right verdict. Even with the reference path's own reasoning in its prefix, the
 # small model's verdict often does not follow from it (a prefix whose step 6 argues for a
 # refusal can still be continued to `Final verdict: safe`), and at one prefix its sampled verdicts tend to agree with
-# each other, so pairs are few. SRPO explores Qwen2.5-VL-7B and LLaVA-NeXT-LLaMA3 with m = 2 shots
-# at every step, which the `paper` profile sets (`model = "hf:weights/Qwen2.5-VL-7B-Instruct"`,
+# each other, so pairs are few. SRPO explores Qwen2.5-VL-7B and LLaVA-NeXT-LLaMA3 at every step,
+# which the `paper` profile sets (`model = "hf:weights/Qwen2.5-VL-7B-Instruct"`,
 # steps 1–7, T = 0.5; SRPO does not state its sampling budget per step, the profile allows 16).
 #
 # How the batched search compares with the paper's one-continuation-at-a-time loop (generate calls,

@@ -101,7 +101,10 @@ for fn in (losses.ref_nll, losses.align_loss, losses.srpo_objective):
 # ## Training data per method
 #
 # SRPO and SFT use one example per explored sample (its reference path; SRPO adds its pairs); DPO
-# and ORPO use one example per pair.
+# and ORPO use one example per pair. Every example is conditioned on the question Q alone — the
+# six-step instructions and the question, without the exemplars D_c that guided exploration —
+# because SRPO's losses are log p(τ | Q) (Eq. 5–6), and this is also the prompt of the held-out
+# evaluation below.
 
 # %%
 cfgs = {m: TrainConfig(method=m, lam=lam, k=k, variant=variant, beta=beta, lr=lr, batch_size=batch_size,
@@ -151,7 +154,7 @@ plots.savefig(fig, profile, "05_loss_curves");
 # ## Held-out evaluation (SRPO Fig. 6)
 #
 # Each variant writes the six-step chain for the first held-out samples (greedy), with the same
-# CoT prompt the exploration used (zero-shot chain prompt). Two numbers, each with a 95%
+# prompt the variants were trained on (the six-step instructions and the question, no exemplars). Two numbers, each with a 95%
 # bootstrap interval:
 #
 # * **verdict accuracy** — the chain's `Final verdict:` equals the ground truth (unsafe for an IRS
@@ -221,7 +224,7 @@ display(Markdown("\n".join(lines)))
 # everything scores exactly the share of benign twins; one that answers "unsafe" to everything,
 # the share of IRS records. The small embedded model often copies the prompt's placeholder
 # ("Final verdict: safe or unsafe"), which the shared parser `chain.final_verdict` (also
-# exploration's F) reads as its first word, "safe".
+# exploration's F) reads as no verdict: such a chain counts as wrong, in the "none" column.
 #
 # Under the `smoke` profile this is a 135M-parameter text-only model trained for a handful of
 # LoRA steps on a few explored samples and tested on a few held-out ones: the intervals span tens

@@ -60,6 +60,7 @@ from IPython.display import Markdown, display
 from ssui_lib import plots
 from ssui_lib.data import load_dataset
 from ssui_lib.errors import SSUIError
+from ssui_lib.explore import load_pairs
 from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
 from ssui_lib.models import SamplingParams
 from ssui_lib.runs import adapter_model_name, exploration_data, read_log, train_run
@@ -80,6 +81,11 @@ if not lambdas or any(not isinstance(x, (int, float)) or x < 0 for x in lambdas)
 # change what they teach, and the smoke budget goes where λ acts.
 
 # %%
+pair_rows, _ = load_pairs(data_dir)
+if only_paired and not pair_rows:
+    print(f"exploration {data_dir} found no contrastive pair: J_align is zero for every sample and λ changes "
+          "nothing; training on all explored samples (J_ref only) so that the sweep still runs")
+    only_paired = False
 summaries, train_s = {}, {}
 for lam in lambdas:
     cfg = TrainConfig(method="srpo", lam=lam, k=k, variant=variant, lr=lr, batch_size=batch_size, epochs=epochs,

@@ -705,15 +705,17 @@ def _exploration_info(data_dir: Path) -> dict[str, Any]:
 
 
 def load_exploration(data_dir: str | os.PathLike, method: str, *, dataset: str | None = None,
-                     load_images: bool = False) -> list[TrainExample]:
+                     load_images: bool = False, with_exemplars: bool = False) -> list[TrainExample]:
     """Training examples from an exploration folder (``DIR/trees.jsonl``, written by ``ssui explore``).
 
     Pairs and reference paths τ* come from ``explore.load_pairs`` (an empty reference falls back to
-    ``chain.render_chain``). The question prompt Q is exactly the one exploration continued:
-    ``explore.cot_prompt`` with the exemplars each tree records (``exemplar_ids``, looked up in the
-    dataset and in the exemplar pool ``shots_from`` named in DIR/stats.json). The samples come from
-    ``dataset``, else the dataset DIR/stats.json names, else ``bundled:all``. ``load_images`` gives a
-    VLM the pixels."""
+    ``chain.render_chain``). The prompt is the question Q alone: SRPO uses the exemplars D_c only to
+    explore (Eq. 2, 4) and trains on log p(τ | Q) (Eq. 5, 6), which is also what the held-out
+    evaluation asks (``heldout``: the chain prompt without exemplars). ``with_exemplars=True`` keeps
+    D_c instead: the prompt exploration continued, ``explore.cot_prompt`` with the exemplars each
+    tree records (``exemplar_ids``, looked up in the dataset and in the exemplar pool ``shots_from``
+    named in DIR/stats.json). The samples come from ``dataset``, else the dataset DIR/stats.json
+    names, else ``bundled:all``. ``load_images`` gives a VLM the pixels."""
     from .chain import render_chain
     from .data import load_dataset
     from .explore import cot_prompt, load_pairs
@@ -733,7 +735,7 @@ def load_exploration(data_dir: str | os.PathLike, method: str, *, dataset: str |
     missing = [t["id"] for t in trees if t["id"] not in samples]
     if missing:
         raise SSUIError(f"{trees_path}: sample {missing[0]!r} is not in dataset {spec!r} (pass --dataset)")
-    exemplar_ids = {t["id"]: list(t.get("exemplar_ids") or []) for t in trees}
+    exemplar_ids = {t["id"]: list(t.get("exemplar_ids") or []) if with_exemplars else [] for t in trees}
     for sid, ids in exemplar_ids.items():
         gone = [i for i in ids if i not in shot_pool]
         if gone:

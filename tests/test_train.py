@@ -161,7 +161,11 @@ def test_load_exploration_rebuilds_explorations_prompt_and_pairs(tmp_path):
     (tmp_path / "stats.json").write_text(json.dumps({"dataset": "bundled:train", "shots_from": "bundled:train"}))
     srpo = load_exploration(tmp_path, "srpo")
     assert [(e.sample_id, len(e.pairs)) for e in srpo] == [(s.id, 1), (t.id, 0)]
-    assert flatten_for_text(srpo[0].prompt) == flatten_for_text(cot_prompt(s, [shot]))
+    # Q alone by default (Eq. 5-6: log p(τ | Q)); the exploration's D_c on request
+    assert flatten_for_text(srpo[0].prompt) == flatten_for_text(cot_prompt(s, []))
+    with_shots = load_exploration(tmp_path, "srpo", with_exemplars=True)
+    assert flatten_for_text(with_shots[0].prompt) == flatten_for_text(cot_prompt(s, [shot]))
+    assert flatten_for_text(with_shots[0].prompt) != flatten_for_text(srpo[0].prompt)
     assert srpo[0].reference.startswith("Step 1 (") and srpo[1].reference == "REF"
     assert srpo[0].pairs[0] == Pair(s.id, 3, step_prefix(s, 3), " ok.\nFinal verdict: unsafe", " fine.\nFinal verdict: safe")
     assert [e.sample_id for e in load_exploration(tmp_path, "orpo")] == [s.id]
