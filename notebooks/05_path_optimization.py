@@ -163,7 +163,10 @@ plots.savefig(fig, profile, "05_loss_curves");
 #
 # With `force_verdict = True` (the `smoke` profile, whose token budget is too short for a small
 # model to finish six steps) a chain that stops before its verdict line is asked for one: its own
-# text plus `Final verdict:` is continued for a few tokens. The count is in the table ("forced").
+# text plus `Final verdict:` is scored on the two possible answers, ` unsafe` and ` safe`, and the
+# likelier one is taken (a choice by likelihood; free decoding there mostly copies the
+# placeholder "safe or unsafe"). The count is in the table ("forced"); the two log-probabilities
+# are in each variant's `forced.jsonl`.
 #
 # The table adds SR and ER (safe, effective paths) and the number of chains without a verdict line;
 # SR / ER / SER are over the IRS records only, verdict accuracy over all held-out samples.

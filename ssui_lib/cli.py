@@ -117,23 +117,39 @@ def _data_export(a) -> int:
     return 0
 
 
-# Each group registers itself here; later issues add theirs (generate, judge, eval, explore, train).
+# Each group registers itself here. The heavy groups (they import torch) are modules with an
+# ``add_commands(sub)``; they are imported only when their command is asked for (or for the
+# top-level --help), so that ``ssui data …`` and ``ssui book …`` start without loading torch.
 GROUPS: list[Callable] = [_add_book, _add_data]
-GROUPS.append(lambda sub: __import__("ssui_lib.train", fromlist=["add_commands"]).add_commands(sub))
-GROUPS.append(lambda sub: __import__("ssui_lib.explore", fromlist=["add_commands"]).add_commands(sub))
-GROUPS.append(lambda sub: __import__("ssui_lib.evaluate", fromlist=["add_commands"]).add_commands(sub))
+LAZY_GROUPS: dict[str, tuple[str, ...]] = {
+    "ssui_lib.train": ("train",),
+    "ssui_lib.explore": ("explore",),
+    "ssui_lib.evaluate": ("generate", "judge", "eval"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _lazy_modules(argv: list[str] | None) -> list[str]:
+    """The heavy modules the command line needs: the one owning its command, or all of them
+    when the command is not known yet (no command, --help, a typo: argparse lists every choice)."""
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if not w.startswith("-")]
+    if words and words[0] in ("book", "data"):
+        return []
+    owner = [mod for mod, cmds in LAZY_GROUPS.items() if words and words[0] in cmds]
+    return owner or list(LAZY_GROUPS)
+
+
+def build_parser(argv: list[str] | None = None, *, all_groups: bool = False) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssui", description="SSUI Book: implicit reasoning safety of VLMs")
     sub = p.add_subparsers(dest="cmd", required=True)
     for add in GROUPS:
         add(sub)
+    for mod in (list(LAZY_GROUPS) if all_groups else _lazy_modules(argv)):
+        __import__(mod, fromlist=["add_commands"]).add_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(argv)
     a = parser.parse_args(argv)
     try:
         return a.func(a)

@@ -14,11 +14,16 @@ Two numbers per model, both on samples never trained on (the test split):
   records, unscored paths left out and counted.
 
 Forced verdicts (``force_verdict=True``, for short token budgets). A small model given few new
-tokens often stops before its ``Final verdict:`` line. Then the verdict can be *asked for*: the
-model's own chain followed by ``"\nFinal verdict:"`` is continued for a few tokens (greedy), and
-that completion is read instead. The verdict is still the model's, conditioned on its own
-(unfinished) reasoning; the number of forced verdicts is reported (``forced``), the judged paths
-are the unforced ones, and a completion that is neither verdict still counts as unparseable.
+tokens often stops before its ``Final verdict:`` line. Then the verdict can be *asked for*: after
+the model's own chain followed by ``"\nFinal verdict:"``, a model that gives token
+log-probabilities (every local model) is scored on the two possible completions, `` unsafe`` and
+`` safe``, and the likelier one is its verdict (a choice by likelihood, as multiple-choice
+benchmarks read small models: free decoding there often copies the instructions' placeholder
+"safe or unsafe", which is no verdict). A model without log-probabilities (an API) continues the
+text greedily for a few tokens instead, and a completion that is neither verdict still counts as
+unparseable. Either way the verdict is the model's, conditioned on its own (unfinished)
+reasoning; the number of forced verdicts is reported (``forced``), the two log-probabilities are
+kept in ``forced.jsonl``, and the judged paths are the unforced ones.
 
 Every rate carries a 95% percentile-bootstrap interval (:mod:`ssui_lib.metrics`).
 
@@ -147,13 +152,30 @@ def _complete(path: Path, ids: Sequence[str]) -> bool:
 
 # ----------------------------------------------------------------------------- forced verdicts
 
+VERDICT_CHOICES = ("unsafe", "safe")
+
+
+def choice_logprobs(model, prompts, prefixes: Sequence[str], choices: Sequence[str]) -> list[dict[str, float]] | None:
+    """For each (prompt, prefix), the summed log-probability of " " + choice continuing the prefix,
+    per choice (ties go to the first choice under ``max``, i.e. "unsafe"); None when the model gives
+    no log-probabilities (``supports_logprobs`` false, e.g. an API backend)."""
+    if not getattr(model, "supports_logprobs", False):
+        return None
+    n = len(prompts)
+    lps = model.logprobs([p for p in prompts for _ in choices], [" " + c for _ in range(n) for c in choices],
+                         prefixes=[x for x in prefixes for _ in choices])
+    return [{c: float(sum(lps[r * len(choices) + j])) for j, c in enumerate(choices)} for r in range(n)]
+
+
 
 def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], out_path: str | os.PathLike,
                    *, seed: int = 0, batch_size: int = 8) -> dict[str, str]:
-    """For every sample whose chain has no verdict line, continue ``chain + "\\nFinal verdict:"``
-    greedily for a few tokens; resumable JSONL ``{id, response}`` (the completed tail, starting
-    with the header). Returns {id: tail} for the samples that needed one. ``model``: a ChatModel
-    or a zero-argument function returning one (called only when something is left to do)."""
+    """For every sample whose chain has no verdict line, ask for one after
+    ``chain + "\\nFinal verdict:"`` (see the module doc: the likelier of " unsafe" / " safe" where
+    the model gives log-probabilities, else a few greedy tokens); resumable JSONL ``{id, response,
+    method[, logp]}`` (``response``: the completed tail, starting with the header). Returns
+    {id: tail} for the samples that needed one. ``model``: a ChatModel or a zero-argument function
+    returning one (called only when something is left to do)."""
     from .chain import final_verdict
     from .data import image_ref
     from .evaluate import append_rows, read_rows
@@ -172,8 +194,14 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
             batch = todo[i:i + batch_size]
             prompts = [chain_prompt(s, (), image_ref(s, load=m.supports_images)) for s in batch]
             prefixes = [responses[s.id].rstrip() + FINAL_HEADER for s in batch]
-            gens = m.generate(prompts, params, prefixes=prefixes)
-            rows = [{"id": s.id, "response": FINAL_HEADER.strip() + g[0].text} for s, g in zip(batch, gens)]
+            scores = choice_logprobs(m, prompts, prefixes, VERDICT_CHOICES)
+            if scores is not None:
+                rows = [{"id": s.id, "response": FINAL_HEADER.strip() + " " + max(sc, key=sc.get), "method": "likelihood",
+                         "logp": sc} for s, sc in zip(batch, scores)]
+            else:
+                gens = m.generate(prompts, params, prefixes=prefixes)
+                rows = [{"id": s.id, "response": FINAL_HEADER.strip() + g[0].text, "method": "greedy"}
+                        for s, g in zip(batch, gens)]
             append_rows(out, rows)
             done.update({r["id"]: r for r in rows})
     return {s.id: done[s.id]["response"] for s in need}
@@ -211,7 +239,7 @@ def heldout_eval(model, samples: Sequence[Sample], out_dir: str | os.PathLike, *
     params = params or SamplingParams(max_new_tokens=256, seed=seed)
     judge_name = judge if isinstance(judge, str) else judge.name
     _check_fingerprint(out, {"weights": fingerprint, "params": asdict(params), "judge": judge_name,
-                             "force_verdict": force_verdict})
+                             "force_verdict": "likelihood, else greedy" if force_verdict else False})
     ids = [s.id for s in samples]
     paths_file, verdicts_file = out / "paths.jsonl", out / "path_verdicts.jsonl"
     name = model if isinstance(model, str) else model.name

@@ -5,6 +5,8 @@ import importlib.util
 import json
 import re
 import shutil
+import subprocess
+import sys
 import warnings
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -373,3 +375,14 @@ def test_cli_export_hf_and_trl(tmp_path, small, capsys):
     (keep / "notes.txt").write_text("mine")
     assert cli.main(["data", "export", "--to", "hf", str(keep), "--dataset", f"jsonl:{src}"]) == 2
     assert "not a saved dataset" in capsys.readouterr().err and (keep / "notes.txt").exists()
+
+
+def test_data_and_book_commands_do_not_import_torch():
+    # the heavy command groups (train, explore, generate/judge/eval) are registered only when asked for
+    code = ("import sys; from ssui_lib import cli; rc = cli.main(['data', 'stats', '--json']); "
+            "assert rc == 0; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+    choices = cli.build_parser([], all_groups=True)._subparsers._group_actions[0].choices
+    assert {"book", "data", "train", "explore", "generate", "judge", "eval"} <= set(choices)
+    assert set(cli.build_parser(["explore", "--help"])._subparsers._group_actions[0].choices) == {"book", "data", "explore"}

@@ -218,6 +218,35 @@ def test_forced_verdicts_fill_missing_verdict_lines(tmp_path):
     assert m.calls == 3  # other settings: the folder is redone
 
 
+class LikelihoodModel(ScriptedModel):
+    """ScriptedModel with token log-probabilities: after "Final verdict:" it prefers " unsafe"."""
+
+    name = "likelihood"
+    supports_logprobs = True
+
+    def __init__(self):
+        super().__init__()
+        self.scored = []
+
+    def logprobs(self, prompts, continuations, prefixes=None):
+        self.scored.extend(zip(continuations, prefixes))
+        return [[-0.5, -0.25] if c == " unsafe" else [-1.0] for c in continuations]
+
+
+def test_forced_verdicts_choose_the_likelier_verdict_when_the_model_scores_tokens(tmp_path):
+    m = LikelihoodModel()
+    res = heldout_eval(m, SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0, force_verdict=True)
+    assert m.calls == 1  # the chains; the forced verdicts are scored, not generated
+    assert {c for c, _ in m.scored} == {" unsafe", " safe"} and all(x.endswith("\nFinal verdict:") for _, x in m.scored)
+    forced = [json.loads(x) for x in (tmp_path / "ev" / "forced.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["response"], r["method"]) for r in forced] == [
+        ("s2", "Final verdict: unsafe", "likelihood"), ("s2-twin", "Final verdict: unsafe", "likelihood")]
+    assert forced[0]["logp"] == {"unsafe": -0.75, "safe": -1.0}
+    # every chain now says unsafe: IRS records right, twins wrong
+    assert res["forced"] == 2 and res["unparseable"] == 0 and res["predicted"] == {"unsafe": 4, "safe": 0, "none": 0}
+    assert res["by_kind"]["irs"]["value"] == 1.0 and res["by_kind"]["twin"]["value"] == 0.0
+
+
 def test_exploration_data_missing_names_the_fix(tmp_path):
     import pytest as _pytest
 

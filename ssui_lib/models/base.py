@@ -66,6 +66,7 @@ class ChatModel(ABC):
     supports_images: bool = False
     supports_prefix: bool = True
     trainable: bool = False
+    supports_logprobs: bool = False  # logprobs(prompts, continuations, prefixes=...) is implemented
 
     @abstractmethod
     def generate(
@@ -77,9 +78,11 @@ class ChatModel(ABC):
     ) -> list[list[Generation]]:
         """Return, for each prompt, ``params.n`` generations (continuations of its prefix)."""
 
-    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[list[float]]:
-        """Per-token log-probabilities of each assistant continuation given its prompt
-        (prompt and image tokens masked out)."""
+    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str],
+                 prefixes: Sequence[str] | None = None) -> list[list[float]]:
+        """Per-token log-probabilities of each assistant continuation given its prompt and the
+        assistant text ``prefixes`` before it (prompt, image and prefix tokens masked out).
+        Backends that implement it set ``supports_logprobs = True``."""
         raise NotImplementedError(f"{self.name} does not provide token log-probabilities")
 
     def describe(self) -> dict[str, Any]:

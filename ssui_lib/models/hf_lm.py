@@ -38,6 +38,7 @@ class HFCausalChatModel(ChatModel):
     supports_images = False
     supports_prefix = True
     trainable = True
+    supports_logprobs = True
 
     def __init__(self, model, tokenizer, *, name: str = "hf", info: dict[str, Any] | None = None,
                  max_batch_rows: int = 32):

@@ -183,6 +183,7 @@ class HFVisionChatModel(ChatModel):
     supports_images = True
     supports_prefix = True
     trainable = True
+    supports_logprobs = True
 
     def __init__(
         self,
