@@ -188,7 +188,7 @@ def _bar(total: int, desc: str, enabled: bool):
 
 def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.PathLike, icl_k: int = 0,
                        icl_by: str = "category", params=None, progress: bool = False, chain: bool = False,
-                       seed: int = 0, batch_size: int = 8, pool: Sequence[Sample] | None = None,
+                       seed: int = 0, batch_size: int = 16, pool: Sequence[Sample] | None = None,
                        image_dir: str | os.PathLike | None = None,
                        known_ids: set[str] | None = None) -> dict[str, str]:
     """Answer every sample into ``out_path`` (JSONL ``{id, response}``), resumably; returns

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import time
 import warnings
 from collections import Counter
 from functools import lru_cache
@@ -42,7 +39,7 @@ from .chain import render_chain
 from .errors import SSUIError
 from .images import resolve_path
 from .models.base import ImageRef, caption_text
-from .schema import STEP_KEYS, Sample
+from .schema import STEP_KEYS, Sample, atomic_write_dir
 
 _S = Value("string")
 HF_FEATURES = Features({
@@ -178,20 +175,7 @@ def save_dataset(ds: Dataset, out: str | os.PathLike) -> Path:
             raise SSUIError(f"{target}: exists and is not a folder; choose another output path")
         if any(target.iterdir()) and not _is_saved_dataset(target):
             raise SSUIError(f"{target}: exists and is not a saved dataset; refusing to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    # Written here rather than shared with train._atomic_dir: data must not import train (DESIGN.md rows).
-    try:
-        ds.save_to_disk(str(tmp / "d"))
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(target, old)
-        os.replace(tmp / "d", target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_write_dir(target, lambda tmp: ds.save_to_disk(str(tmp)))
     return target
 
 

@@ -169,7 +169,7 @@ def choice_logprobs(model, prompts, prefixes: Sequence[str], choices: Sequence[s
 
 
 def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], out_path: str | os.PathLike,
-                   *, seed: int = 0, batch_size: int = 8) -> dict[str, str]:
+                   *, seed: int = 0, batch_size: int = 16) -> dict[str, str]:
     """For every sample whose chain has no verdict line, ask for one after
     ``chain + "\\nFinal verdict:"`` (see the module doc: the likelier of " unsafe" / " safe" where
     the model gives log-probabilities, else a few greedy tokens); resumable JSONL ``{id, response,
@@ -212,7 +212,7 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
 
 def heldout_eval(model, samples: Sequence[Sample], out_dir: str | os.PathLike, *, judge="offline",
                  params=None, fingerprint: str | None = None, n_boot: int = 1000, seed: int = 0,
-                 batch_size: int = 8, progress: bool = False, label: str | None = None,
+                 batch_size: int = 16, progress: bool = False, label: str | None = None,
                  force_verdict: bool = False) -> dict[str, Any]:
     """Generate chains on ``samples``, read their verdicts, judge the paths; write and return
 

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import SSUIError
-from .train import TrainConfig, _config_key, data_fingerprint, load_exploration, load_trainable, train
+from .train import TrainConfig, config_key, data_fingerprint, load_exploration, load_trainable, train
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -56,20 +56,20 @@ def is_stale(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> boo
     out = Path(out_dir)
     ck = _read_json(out / "checkpoint.json")
     if ck is not None:
-        return _normal(ck.get("config", {})) != _normal(_config_key(cfg)) or ck.get("data") != data_key
+        return _normal(ck.get("config", {})) != _normal(config_key(cfg)) or ck.get("data") != data_key
     s = _read_json(out / "summary.json")
     if s is not None:
-        cfg_saved = {k: v for k, v in s.get("config", {}).items() if k in _config_key(cfg)}
-        return _normal(cfg_saved) != _normal(_config_key(cfg)) or s.get("data_fingerprint") != data_key
+        cfg_saved = {k: v for k, v in s.get("config", {}).items() if k in config_key(cfg)}
+        return _normal(cfg_saved) != _normal(config_key(cfg)) or s.get("data_fingerprint") != data_key
     return False
 
 
 def _wants_images(model_name: str) -> bool:
     """Whether the model takes pixels (a local VLM folder); decided without loading it."""
-    from .models import _is_vlm, parse_model_name
+    from .models import is_vlm_folder, parse_model_name
 
     spec = parse_model_name(model_name)
-    return spec["kind"] == "hf" and _is_vlm(spec["path"])
+    return spec["kind"] == "hf" and is_vlm_folder(spec["path"])
 
 
 def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, out_dir: str | os.PathLike, *,

@@ -45,7 +45,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -57,7 +56,7 @@ import torch.nn.functional as F
 from .errors import SSUIError
 from .losses import VARIANTS, orpo_align_loss, ref_nll, sequence_logps, token_logps_from_logits
 from .models.base import Prompt
-from .schema import atomic_write_text
+from .schema import atomic_write_dir, atomic_write_text
 
 METHODS = ("srpo", "sft", "dpo", "orpo")
 # A text LM's attention + MLP projections (Llama / Qwen / SmolLM names); a VLM backend names its
@@ -503,26 +502,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 # ----------------------------------------------------------------------------- checkpoints
 
 
-def _atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Fill a temporary sibling folder with ``write`` and rename it into place (an existing folder
-    is swapped out first and removed): readers see the old folder or the new one, never half."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        write(tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _config_key(cfg: TrainConfig) -> dict[str, Any]:
+def config_key(cfg: TrainConfig) -> dict[str, Any]:
     return {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_FREE}
 
 
@@ -537,9 +517,9 @@ def save_checkpoint(out: Path, cm, optimizer, step: int, cfg: TrainConfig, elaps
         torch.save({"step": step, "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                     "python_rng": random.getstate(), "elapsed": elapsed}, tmp / "state.pt")
 
-    _atomic_dir(ckdir / name, write)
+    atomic_write_dir(ckdir / name, write)
     atomic_write_text(out / "checkpoint.json", json.dumps(
-        {"latest": f"checkpoints/{name}", "step": step, "config": _config_key(cfg), "data": data_key}, indent=1))
+        {"latest": f"checkpoints/{name}", "step": step, "config": config_key(cfg), "data": data_key}, indent=1))
     for old in ckdir.glob("step-*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
@@ -554,7 +534,7 @@ def load_checkpoint(out: Path, cm, optimizer, cfg: TrainConfig, data_key: str) -
         return None
     meta = json.loads(pointer.read_text())
     saved = meta.get("config", {})
-    mine = _config_key(cfg)
+    mine = config_key(cfg)
     for key in sorted(set(saved) | set(mine)):
         if saved.get(key) != mine.get(key):
             raise SSUIError(f"{out}: holds a run with a different configuration (field '{key}': "
@@ -673,7 +653,7 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
         if bar is not None:
             bar.close()
     model.eval()
-    _atomic_dir(out / "adapter", lambda tmp: model.save_pretrained(str(tmp)))
+    atomic_write_dir(out / "adapter", lambda tmp: model.save_pretrained(str(tmp)))
     n_trainable = sum(p.numel() for p in params)
     summary = {
         "method": cfg.method, "config": cfg.to_dict(), "model": cm.describe() if hasattr(cm, "describe") else {},

@@ -1,6 +1,5 @@
 """book.toml validation and the runner (papermill on jupytext sources), on a tiny book of our own."""
 import json
-import textwrap
 
 import pytest
 

@@ -90,3 +90,29 @@ def test_converted_copy_is_hash_checked(tmp_path):
         fh.seek(-8, 2)
         fh.write(b"\x00" * 8)
     assert not emb._valid(fake)
+
+
+def test_shared_prefix_len():
+    from ssui_lib.models.hf_lm import shared_prefix_len
+
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 5], [1, 2, 3]]) == 2
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # each keeps one token of its own
+    assert shared_prefix_len([[7], [7, 8]]) == 0
+    assert shared_prefix_len([[1, 2], [3, 2]]) == 0 and shared_prefix_len([]) == 0
+
+
+@pytest.mark.slow
+def test_prompts_sharing_a_long_prefix_prefill_it_once_and_decode_as_alone(embedded, monkeypatch):
+    import ssui_lib.models.hf_lm as H
+
+    system = {"role": "system", "content": "You are a careful assistant. " * 12}
+    prompts = [[system, {"role": "user", "content": q}] for q in ("What is 2 + 2?", "Name a colour.", "Say hi.")]
+    texts = [embedded.render(p) for p in prompts]
+    assert H.shared_prefix_len(embedded.tokenizer(texts, add_special_tokens=False)["input_ids"]) >= H.SHARED_PREFIX_MIN
+    calls = []
+    forward = embedded.model.forward
+    monkeypatch.setattr(embedded.model, "forward", lambda *a, **k: calls.append(k["input_ids"].shape) or forward(*a, **k))
+    gens = embedded.generate(prompts, SamplingParams(max_new_tokens=12))
+    assert calls[0][0] == 1 and calls[1][0] == 3  # the shared part once, then the three suffixes
+    for p, g in zip(prompts, gens):
+        assert g[0].text == naive_greedy(embedded, p, 12)

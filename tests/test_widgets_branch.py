@@ -10,7 +10,6 @@ import pytest
 
 from ssui_lib import branch_scores as bsc
 from ssui_lib import widgets as wg
-from ssui_lib.chain import render_chain
 from ssui_lib.errors import SSUIError
 from ssui_lib.models.base import ChatModel, SamplingParams
 

@@ -49,7 +49,7 @@ def parse_model_name(name: str) -> dict:
     raise SSUIError(f"unknown model name {name!r} (forms: {FORMS})")
 
 
-def _is_vlm(path: str) -> bool:
+def is_vlm_folder(path: str) -> bool:
     import json
 
     cfg = Path(path) / "config.json"
@@ -69,7 +69,7 @@ def resolve_model(name: str, *, cache_dir=None, response_cache=None, **kw) -> Ch
     if spec["kind"] == "hf":
         if not Path(spec["path"]).is_dir():
             raise SSUIError(f"model {name!r}: folder {spec['path']!r} not found")
-        if _is_vlm(spec["path"]):
+        if is_vlm_folder(spec["path"]):
             from .hf_vlm import HFVisionChatModel
 
             return HFVisionChatModel(spec["path"], adapter=spec["adapter"], name=name, **kw)

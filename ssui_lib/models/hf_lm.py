@@ -6,6 +6,14 @@ before the prefill, so the prefix is computed n times. Here each distinct prompt
 its key/value cache is repeated for its n samples, and all rows of all prompts decode together in
 one padded batch (decoding is memory-bound on CPU: batching is where the speed is). Stop strings end
 a row early; the loop ends when every row has finished.
+
+Distinct prompts of one batch often begin with the same long text (the system prompt, the six-step
+instructions and SRPO's exemplars D_c, then a different question or step prefix). When they share at
+least ``SHARED_PREFIX_MIN`` tokens, that common prefix is prefilled once (batch 1), its cache is
+repeated for every row, and only each row's own suffix is prefilled on top of it: the suffixes are
+left-padded *after* the shared part, with those pads masked out and position ids that continue the
+prefix, so every row sees exactly its own tokens at their own positions. (``model.generate`` has no
+such cross-prompt prefix sharing; vLLM calls it automatic prefix caching.)
 """
 from __future__ import annotations
 
@@ -16,6 +24,23 @@ import torch
 
 from ..errors import SSUIError
 from .base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+
+
+SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs
+
+
+def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
+    """Length of the longest common prefix of token sequences, leaving every sequence at least one
+    token of its own (its last token's logits start its generation)."""
+    if not seqs:
+        return 0
+    n = min(len(x) for x in seqs) - 1
+    first = seqs[0]
+    for i in range(max(n, 0)):
+        t = first[i]
+        if any(x[i] != t for x in seqs[1:]):
+            return i
+    return max(n, 0)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -136,16 +161,23 @@ class HFCausalChatModel(ChatModel):
         tok, model = self.tokenizer, self.model
         model.eval()
         dev = model.device
-        old_side = tok.padding_side
-        tok.padding_side = "left"
-        try:
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            tok.padding_side = old_side
-        ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        # 1) prefill each distinct prompt once
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+        seqs = tok(list(texts), add_special_tokens=False)["input_ids"]
+        shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
+        if shared < SHARED_PREFIX_MIN:
+            shared = 0
+        # 1) prefill each distinct prompt once; a prefix common to all of them, once for all
+        cache = None
+        if shared:
+            out = model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True)
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(len(seqs))
+        rest = [x[shared:] for x in seqs]
+        width = max(len(x) for x in rest)
+        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in rest], device=dev)
+        own = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rest], device=dev)
+        pos = shared + (own.cumsum(-1) - 1).clamp(min=0)
+        mask = torch.cat([torch.ones(len(rest), shared, dtype=own.dtype, device=dev), own], 1)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
         cache, logits = out.past_key_values, out.logits[:, -1, :].float()
         # 2) share it among the prompt's n samples
         if p.n > 1:
