@@ -13,9 +13,10 @@ naive       the paper as written: at each step, one continuation at a time (a se
 naive+stop  (with --naive-stop) the same loop, but a continuation stops at "\\nAnswer:": F reads the
             verdict line only, so the answer text is never needed. Isolates the stop condition.
 batched     ssui_lib.explore (until_pair): every (sample, step) prefix in one generate call with n=k
-            continuations each (the prompt is prefilled once per prefix and shared by its k rows;
-            all rows decode together), the stop string above, later rounds only for the prefixes
-            still missing a positive or a negative.
+            continuations each (the text all prompts of a batch share — instructions and exemplars —
+            is prefilled once, each prefix once more on top of it and shared by its k rows; all rows
+            decode together), the stop string above, later rounds only for the prefixes still
+            missing a positive or a negative.
 
 Columns: generate calls, branches (continuations sampled), generated tokens (and per branch),
 prefill tokens (prompt tokens the backend processed), wall time, pairs found, tokens and seconds per
@@ -35,6 +36,7 @@ from ssui_lib.cache import cache_key
 from ssui_lib.data import load_bundled
 from ssui_lib.models import SamplingParams, resolve_model
 from ssui_lib.models.base import ChatModel
+from ssui_lib.models.hf_lm import SHARED_PREFIX_MIN, shared_prefix_len
 
 
 class Counting(ChatModel):
@@ -49,10 +51,24 @@ class Counting(ChatModel):
         prefixes = prefixes or [""] * len(prompts)
         self.calls += 1
         self.branches += len(prompts) * params.n
-        self.prefill_tokens += sum(len(self.inner._ids(self.inner.render(p, x))) for p, x in zip(prompts, prefixes))
+        self.prefill_tokens += prefill_tokens(self.inner, prompts, prefixes, params.n)
         out = self.inner.generate(prompts, params, prefixes)
         self.gen_tokens += sum(g.n_tokens for row in out for g in row)
         return out
+
+
+def prefill_tokens(inner, prompts, prefixes, n: int) -> int:
+    """Prompt tokens the backend computes: per chunk of prompts (as hf_lm chunks them), the prefix
+    all of them share once (when long enough to be shared), then each prompt's own remainder."""
+    seqs = [inner._ids(inner.render(p, x)) for p, x in zip(prompts, prefixes)]
+    per_chunk = max(1, inner.max_batch_rows // n)
+    total = 0
+    for i in range(0, len(seqs), per_chunk):
+        chunk = seqs[i:i + per_chunk]
+        shared = shared_prefix_len(chunk) if len(chunk) > 1 else 0
+        shared = shared if shared >= SHARED_PREFIX_MIN else 0
+        total += shared + sum(len(x) - shared for x in chunk)
+    return total
 
 
 def naive(model, samples, pool, cfg: ex.ExploreConfig, stop: tuple[str, ...]) -> int:

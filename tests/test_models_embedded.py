@@ -116,3 +116,20 @@ def test_prompts_sharing_a_long_prefix_prefill_it_once_and_decode_as_alone(embed
     assert calls[0][0] == 1 and calls[1][0] == 3  # the shared part once, then the three suffixes
     for p, g in zip(prompts, gens):
         assert g[0].text == naive_greedy(embedded, p, 12)
+
+
+@pytest.mark.slow
+def test_rows_that_finish_early_leave_the_batch_without_changing_the_others(embedded, monkeypatch):
+    prompts = [P1, P2, [{"role": "user", "content": "Count from one to twenty in words."}],
+               [{"role": "user", "content": "Write one word."}]]
+    p = SamplingParams(max_new_tokens=30, stop=(".",))
+    widths = []
+    forward = embedded.model.forward
+    monkeypatch.setattr(embedded.model, "forward", lambda *a, **k: widths.append(k["input_ids"].shape[0]) or forward(*a, **k))
+    together = embedded.generate(prompts, p)
+    assert widths[0] == 4 and min(widths) < 4  # finished rows were dropped from the batch
+    monkeypatch.undo()
+    for prompt, g in zip(prompts, together):
+        alone = embedded.generate([prompt], p)[0][0]
+        assert (g[0].text, g[0].n_tokens, g[0].finish_reason) == (alone.text, alone.n_tokens, alone.finish_reason)
+        assert g[0].logprob == pytest.approx(alone.logprob, abs=1e-3)

@@ -188,31 +188,38 @@ class HFCausalChatModel(ChatModel):
         rows = logits.shape[0]
         next_pos = pos[:, -1] + 1
         done = torch.zeros(rows, dtype=torch.bool, device=dev)
+        live = torch.arange(rows, device=dev)  # batch position -> row, for the rows still decoding
         finish = ["length"] * rows
         gen_ids: list[list[int]] = [[] for _ in range(rows)]
         lp_sum = torch.zeros(rows, dtype=torch.float64)
         max_stop = max((len(s) for s in p.stop), default=0)
-        # 3) decode all rows together
+        # 3) decode all rows together; finished rows leave the batch (their cache rows are dropped)
+        #    once they are a quarter of it, so one long row does not keep paying for the short ones
         for _ in range(p.max_new_tokens):
             logp = torch.log_softmax(logits, -1)
             nxt = self._sample(logits, p, gen)
-            lp_sum += torch.where(done, 0.0, logp.gather(-1, nxt[:, None]).squeeze(-1)).double().cpu()
-            for r in range(rows):
-                if done[r]:
+            step_lp = logp.gather(-1, nxt[:, None]).squeeze(-1).double().cpu()
+            for b, r in enumerate(live.tolist()):
+                if done[b]:
                     continue
-                t = int(nxt[r])
+                lp_sum[r] += step_lp[b]
+                t = int(nxt[b])
                 if t in self._stop_ids:
-                    done[r] = True
+                    done[b] = True
                     finish[r] = "stop"
                     continue
                 gen_ids[r].append(t)
                 if max_stop:
                     tail = tok.decode(gen_ids[r][-(max_stop + 4):], skip_special_tokens=False)
                     if any(s in tail for s in p.stop):
-                        done[r] = True
+                        done[b] = True
                         finish[r] = "stop"
             if bool(done.all()):
                 break
+            if int(done.sum()) * 4 >= len(live):
+                keep = (~done).nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                live, nxt, mask, next_pos, done = live[keep], nxt[keep], mask[keep], next_pos[keep], done[keep]
             nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
             mask = torch.cat([mask, (~done).long()[:, None]], 1)
             out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
