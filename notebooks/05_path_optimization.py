@@ -220,6 +220,10 @@ for label, r in results.items():
     acc, ser = compare(r["metrics"]["ACC"], base["ACC"]), compare(r["metrics"]["SER"], base["SER"])
     lines.append(f"* **{label}** vs base: verdict accuracy {acc}, SER {ser}; "
                  f"{r['unparseable']} of {r['n']} chains without a verdict line (base: {results['base']['unparseable']}).")
+if "SRPO" in results and "SFT" in results:  # SRPO's own baseline: the same reference paths without J_align
+    srpo, sft = results["SRPO"]["metrics"], results["SFT"]["metrics"]
+    lines.append(f"* **SRPO vs SFT**: verdict accuracy {compare(srpo['ACC'], sft['ACC'])}, "
+                 f"SER {compare(srpo['SER'], sft['SER'])}.")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
