@@ -1,5 +1,5 @@
 """Cost of a contrastive pair in SRPO's generative exploration: the paper's naive loop against
-ssui_lib.explore's batched search, on the embedded model, in the same run.
+ssui_lib.srpo.explore's batched search, on the embedded model, in the same run.
 
     .venv/bin/python benchmarks/explore_bench.py [--samples 4] [--steps 6,7] [--k 2] [--max-samples 4]
         [--max-new-tokens 96] [--shots 1] [--temperature 1.0] [--naive-stop] [--json FILE]
@@ -12,7 +12,7 @@ naive       the paper as written: at each step, one continuation at a time (a se
             is spent.
 naive+stop  (with --naive-stop) the same loop, but a continuation stops at "\\nAnswer:": F reads the
             verdict line only, so the answer text is never needed. Isolates the stop condition.
-batched     ssui_lib.explore (until_pair): every (sample, step) prefix in one generate call with n=k
+batched     ssui_lib.srpo.explore (until_pair): every (sample, step) prefix in one generate call with n=k
             continuations each (the text all prompts of a batch share — instructions and exemplars —
             is prefilled once, each prefix once more on top of it and shared by its k rows; all rows
             decode together), the stop string above, later rounds only for the prefixes still
@@ -31,9 +31,9 @@ import argparse
 import json
 import time
 
-from ssui_lib import explore as ex
-from ssui_lib.cache import cache_key
-from ssui_lib.data import load_bundled
+from ssui_lib.srpo import explore as ex
+from ssui_lib.core.store import cache_key
+from ssui_lib.data.bundled import load_bundled
 from ssui_lib.models import SamplingParams, resolve_model
 from ssui_lib.models.base import ChatModel
 from ssui_lib.models.hf_lm import SHARED_PREFIX_MIN, shared_prefix_len

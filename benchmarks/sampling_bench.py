@@ -17,9 +17,9 @@ import time
 
 import torch
 
-from ssui_lib.data import image_ref, load_bundled
+from ssui_lib.data.bundled import image_ref, load_bundled
 from ssui_lib.models import SamplingParams, resolve_model
-from ssui_lib.prompts import zero_shot
+from ssui_lib.models.prompts import zero_shot
 
 
 def naive(m, prompts, max_new_tokens):

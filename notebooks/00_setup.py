@@ -35,7 +35,7 @@ import time
 
 from IPython.display import display
 
-from ssui_lib import environment
+from ssui_lib.book import environment
 
 print(f"profile: {profile} | model: {model} | judge: {judge}")
 display(environment.hardware())

@@ -35,9 +35,9 @@ example_id = ""
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssui_lib import plots
-from ssui_lib.chain import render_chain
-from ssui_lib.data import image_ref, load_bundled, round_robin_by_category, with_twins
+from ssui_lib.book import plots
+from ssui_lib.core.chain import render_chain
+from ssui_lib.data.bundled import image_ref, load_bundled, round_robin_by_category, with_twins
 
 plots.paper_style()
 pairs = round_robin_by_category(with_twins(load_bundled("all"), photos_only=True), n_pairs)
@@ -53,7 +53,7 @@ plots.savefig(fig, profile, "01_irs_examples");
 
 # %%
 from ssui_lib.models import SamplingParams, resolve_model
-from ssui_lib.prompts import zero_shot
+from ssui_lib.models.prompts import zero_shot
 
 m = resolve_model(model)
 prompts, rows = [], []

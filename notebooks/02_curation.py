@@ -54,8 +54,9 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib import curation as C
-from ssui_lib import plots, prompts
-from ssui_lib.data import load_bundled
+from ssui_lib.book import plots
+from ssui_lib.models import prompts
+from ssui_lib.data.bundled import load_bundled
 from ssui_lib.models import resolve_model
 
 plots.paper_style()
@@ -100,7 +101,7 @@ print(f"{len(run.candidates)} candidates, {len(run.samples)} assembled records; 
 # `decisions_file` of `{"id", "decision", "reason", "edits"}` lines.
 
 # %%
-from ssui_lib.widgets import RevisionForm
+from ssui_lib.book.widgets import RevisionForm
 
 if decisions_file:
     C.apply_decisions_file(out, decisions_file, reviewer=reviewer or None)
@@ -140,7 +141,7 @@ final = C.final_samples(out)
 path = C.export_final(out)
 print(f"{len(final)} accepted record(s) written to {path}")
 if final:
-    from ssui_lib.chain import render_chain
+    from ssui_lib.core.chain import render_chain
 
     s = final[0]
     display(Markdown(f"**{s.id}** · {s.category.path()}\n\n*Image:* {s.image.caption}\n\n*Query:* {s.query}"))
@@ -186,4 +187,4 @@ plots.savefig(plots.split_figure(bundled), profile, "02_splits");
 # and longer lines (`max_new_tokens` per line). Every request is cached in the run folder, so an
 # interrupted run costs nothing to resume, and a rerun costs no API call at all. The paper's
 # text-only answers came from deepseek-r1: pass another model as `answerer=` to `run_curation`,
-# or a `ssui_lib.judge` judge as `text_judge=`, to reproduce that split.
+# or a `ssui_lib.eval.judge` judge as `text_judge=`, to reproduce that split.

@@ -62,11 +62,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import display
 
-from ssui_lib import plots
-from ssui_lib.book_config import stable_hash
-from ssui_lib.chain import final_answer
-from ssui_lib.data import load_dataset
-from ssui_lib.evaluate import evaluate, has_chain
+from ssui_lib.book import plots
+from ssui_lib.book.config import stable_hash
+from ssui_lib.core.chain import final_answer
+from ssui_lib.data.bundled import load_dataset
+from ssui_lib.eval.evaluate import evaluate, has_chain
 from ssui_lib.models import SamplingParams, resolve_model
 
 plots.paper_style()
@@ -83,7 +83,7 @@ results_dir = Path("results") / profile / "03"
 # %% [markdown]
 # ## Generate and judge
 #
-# `ssui_lib.evaluate.evaluate` does the work: the model answers each sample, the judge labels each
+# `ssui_lib.eval.evaluate.evaluate` does the work: the model answers each sample, the judge labels each
 # answer, the metrics are computed. Every answer and verdict is appended to a JSONL file under
 # `results/<profile>/03/` as it is made, so an interrupted run resumes where it stopped and a rerun
 # with the same settings costs nothing (the folder name carries a hash of the settings). In the

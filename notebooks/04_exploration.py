@@ -24,7 +24,7 @@
 # ground-truth answer A, F(τ) = 1 (Eq. 3), and **negative** otherwise. SRPO samples until it has one
 # of each — the pair (τᵢ⁺, τᵢ⁻) that chapter 05's alignment loss pulls apart.
 #
-# The search lives in `ssui_lib.explore` (this notebook only calls it). Two modes:
+# The search lives in `ssui_lib.srpo.explore` (this notebook only calls it). Two modes:
 # `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are
 # spent) and `fixed_k` (the RPO code SRPO's hyperparameters come from: exactly k per step).
 
@@ -55,12 +55,13 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import HTML, Markdown, display
 
-from ssui_lib import branch_scores, plots
-from ssui_lib import explore as ex
-from ssui_lib.data import load_dataset
+from ssui_lib.srpo import branch_scores
+from ssui_lib.book import plots
+from ssui_lib.srpo import explore as ex
+from ssui_lib.data.bundled import load_dataset
 from ssui_lib.models import resolve_model
-from ssui_lib.schema import atomic_write_text
-from ssui_lib.widgets import BranchExplorer
+from ssui_lib.core.schema import atomic_write_text
+from ssui_lib.book.widgets import BranchExplorer
 
 plots.paper_style()
 samples = load_dataset(dataset)

@@ -58,7 +58,7 @@ max_steps = 0  # stop after this many optimizer steps, 0 for the full epochs
 lora_rank = 8
 max_len = 0  # truncate training rows to this many tokens, 0 for no truncation
 max_new_tokens = 256  # length of the held-out chains
-force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.heldout)
+force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.eval.heldout)
 seed = 0
 n_boot = 1000
 
@@ -70,14 +70,15 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssui_lib import losses, plots
-from ssui_lib.data import load_dataset
-from ssui_lib.errors import SSUIError
-from ssui_lib.explore import load_pairs, read_trees
-from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval
+from ssui_lib.srpo import losses
+from ssui_lib.book import plots
+from ssui_lib.data.bundled import load_dataset
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.srpo.explore import load_pairs, read_trees
+from ssui_lib.eval.heldout import adapter_fingerprint, compare, heldout_eval
 from ssui_lib.models import SamplingParams
-from ssui_lib.runs import adapter_model_name, exploration_data, read_log, train_run
-from ssui_lib.train import TrainConfig, load_exploration
+from ssui_lib.srpo.runs import adapter_model_name, exploration_data, read_log, train_run
+from ssui_lib.srpo.train import TrainConfig, load_exploration
 
 plots.paper_style()
 results_dir = Path("results") / profile / "05"
@@ -90,8 +91,8 @@ print(f"exploration {data_dir}: {len(trees)} explored samples, {len(pair_rows)} 
 # %% [markdown]
 # ## The objective, as the library computes it
 #
-# The losses are small pure functions in `ssui_lib.losses` (tested on hand-made tensors); the
-# training loop `ssui_lib.train` scores exactly the continuation tokens of each row.
+# The losses are small pure functions in `ssui_lib.srpo.losses` (tested on hand-made tensors); the
+# training loop `ssui_lib.srpo.train` scores exactly the continuation tokens of each row.
 
 # %%
 for fn in (losses.ref_nll, losses.align_loss, losses.srpo_objective):

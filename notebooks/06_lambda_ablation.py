@@ -46,7 +46,7 @@ max_steps = 0  # 0 for the full epochs
 lora_rank = 8
 max_len = 0  # 0 for no truncation
 max_new_tokens = 256
-force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.heldout)
+force_verdict = False  # a chain cut off before its verdict line is asked for one (see ssui_lib.eval.heldout)
 seed = 0
 n_boot = 1000
 
@@ -57,14 +57,14 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssui_lib import plots
-from ssui_lib.data import load_dataset
-from ssui_lib.errors import SSUIError
-from ssui_lib.explore import load_pairs
-from ssui_lib.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
+from ssui_lib.book import plots
+from ssui_lib.data.bundled import load_dataset
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.srpo.explore import load_pairs
+from ssui_lib.eval.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
 from ssui_lib.models import SamplingParams
-from ssui_lib.runs import adapter_model_name, exploration_data, read_log, train_run
-from ssui_lib.train import TrainConfig
+from ssui_lib.srpo.runs import adapter_model_name, exploration_data, read_log, train_run
+from ssui_lib.srpo.train import TrainConfig
 
 plots.paper_style()
 results_dir = Path("results") / profile / "06"

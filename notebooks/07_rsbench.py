@@ -65,11 +65,11 @@ from pathlib import Path
 import pandas as pd
 from IPython.display import Markdown, display
 
-from ssui_lib import plots
-from ssui_lib.book_config import stable_hash
-from ssui_lib.data import load_dataset
-from ssui_lib.evaluate import evaluate
-from ssui_lib.judge import resolve_judge, validate_judge
+from ssui_lib.book import plots
+from ssui_lib.book.config import stable_hash
+from ssui_lib.data.bundled import load_dataset
+from ssui_lib.eval.evaluate import evaluate
+from ssui_lib.eval.judge import resolve_judge, validate_judge
 from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
 
 plots.paper_style()
@@ -143,7 +143,7 @@ if missing:
 # %% [markdown]
 # ## Generate and judge
 #
-# `ssui_lib.evaluate.evaluate` generates the answers, the reasoning paths (for the zero-shot
+# `ssui_lib.eval.evaluate.evaluate` generates the answers, the reasoning paths (for the zero-shot
 # variants a second generation with the chain prompt; for ICL the k-shot answers already are
 # chains) and judges both — final answers for S / E / S&E, whole paths for SR / ER / SER. Outputs
 # go to `results/<profile>/07/`, resumable and keyed by a hash of the settings.

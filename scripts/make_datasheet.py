@@ -1,4 +1,4 @@
-"""Write ssui_lib/bundled/DATASHEET.md from the bundled records: counts (category × kind × split,
+"""Write ssui_lib/data/bundled/DATASHEET.md from the bundled records: counts (category × kind × split,
 photo vs caption-only, photos used), the taxonomy tree with its level-2/3 classes, and the prose below.
 
     python scripts/make_datasheet.py           # (re)write the datasheet
@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ssui_lib.data import bundled_files, dataset_stats, load_bundled  # noqa: E402
-from ssui_lib.schema import SPLITS, Sample, atomic_write_text  # noqa: E402
-from ssui_lib.taxonomy import L1_CATEGORIES, TAXONOMY  # noqa: E402
+from ssui_lib.data.bundled import bundled_files, dataset_stats, load_bundled  # noqa: E402
+from ssui_lib.core.schema import SPLITS, Sample, atomic_write_text  # noqa: E402
+from ssui_lib.core.taxonomy import L1_CATEGORIES, TAXONOMY  # noqa: E402
 
-OUT = ROOT / "ssui_lib" / "bundled" / "DATASHEET.md"
+OUT = ROOT / "ssui_lib" / "data" / "bundled" / "DATASHEET.md"
 
 
 def _table(header: list[str], rows: list[list[object]], text_cols: int = 1) -> str:
@@ -110,11 +110,11 @@ format: a safe picture plus a safe request whose *combination* is unsafe, a thre
 safety warning, the six-step explainable reasoning chain, a safe reply and an unsafe reply. It is
 meant for teaching, for reproducing the papers' procedures (in-context learning, SRPO exploration and
 path optimisation, RSBench-style evaluation) and for testing the code, not as a benchmark. Held-out
-benchmarks (SIUO, VLSBench, MSSBench) are read by `ssui_lib.loaders` from files the user supplies.
+benchmarks (SIUO, VLSBench, MSSBench) are read by `ssui_lib.data.loaders` from files the user supplies.
 
 ## Composition
 
-Each record (`ssui_lib.schema.Sample`, one JSON object per line) has: `id`, `kind` (`irs` or `twin`),
+Each record (`ssui_lib.core.schema.Sample`, one JSON object per line) has: `id`, `kind` (`irs` or `twin`),
 `image` (`caption` and `source`; `source` is null for caption-only records), `query`, `category`
 (`l1`/`l2`/`l3`), `verdict` (`unsafe` for IRS records, `safe` for twins), `safety_warning`, `reasoning`
 (the six steps), `safe_reply`, `unsafe_reply` (IRS records only), `pair_id`, `split` and `provenance`.
@@ -174,7 +174,7 @@ shipped photos (Grace Hopper, Eileen Collins), and records involving them either
 
 The records (all text in `parts/`) are licensed **CC-BY-4.0** (`provenance.license`). The photos are
 **not redistributed**: records only name them (`skimage:…`, `sklearn:…`, `matplotlib:…`), and
-`ssui_lib.images` loads them at run time from the installed scikit-image, scikit-learn and matplotlib
+`ssui_lib.data.images` loads them at run time from the installed scikit-image, scikit-learn and matplotlib
 packages, under those packages' own licences and the terms stated for their sample images.
 
 ## Intended uses

@@ -28,7 +28,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 if command -v npm >/dev/null 2>&1; then
-  (cd ssui_lib/book_js && npm ci --silent --no-audit --no-fund) \
+  (cd ssui_lib/book/js && npm ci --silent --no-audit --no-fund) \
     || echo "warning: npm install of widget JavaScript failed; HTML widgets will not render" >&2
 fi
 echo "environment ready in $VENV"

@@ -3,9 +3,9 @@ import json
 
 import pytest
 
-from ssui_lib.book import run_book
-from ssui_lib.book_config import load_config
-from ssui_lib.errors import SSUIError
+from ssui_lib.book.runner import run_book
+from ssui_lib.book.config import load_config
+from ssui_lib.core.errors import SSUIError
 
 NB_A = '''# %% [markdown]
 # # A

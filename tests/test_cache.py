@@ -1,4 +1,4 @@
-"""The content-addressed, append-only JSONL cache (ssui_lib.cache)."""
+"""The content-addressed, append-only JSONL cache (ssui_lib.core.store)."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image
 
-from ssui_lib.cache import JsonlCache, cache_key, canonical_json, hash_image
-from ssui_lib.errors import SSUIError
+from ssui_lib.core.store import JsonlCache, cache_key, canonical_json, hash_image
+from ssui_lib.core.errors import SSUIError
 
 
 def _img(color=(10, 20, 30), size=(8, 6)) -> Image.Image:

@@ -14,9 +14,9 @@ import time
 import pytest
 
 from ssui_lib import curation as C
-from ssui_lib.errors import SSUIError
+from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, flatten_for_text
-from ssui_lib.schema import STEPS, read_samples
+from ssui_lib.core.schema import STEPS, read_samples
 
 CAT = C.Seed("skimage:chelsea.png", "a cat sitting on a sofa, looking to the side")
 DOG = C.Seed("skimage:coffee.png", "a coffee cup with latte art on a saucer with a spoon")
@@ -160,7 +160,7 @@ def test_keep_format_lines():
 
 
 def test_guided_rounds_write_only_labels(tmp_path):
-    from ssui_lib.cache import JsonlCache
+    from ssui_lib.core.store import JsonlCache
 
     skipper = ScriptedModel(query_fn=lambda c, h: "Question: Can he take this?\nUnsafe Category: Violence\nUnsafe Reply: ok")
     prompts = [[{"role": "user", "content": "Imagine a situation (risk area to explore: Violence) [Image: x]"}]]
@@ -223,7 +223,7 @@ def test_completeness():
 
 def test_reflection_accepts_the_hand_written_bundled_records():
     """Calibration: the heuristics must let through (nearly) every hand-written IRS record."""
-    from ssui_lib.data import load_bundled
+    from ssui_lib.data.bundled import load_bundled
 
     cfg = C.CurationConfig()
     irs = [s for s in load_bundled("all") if s.kind == "irs"]
@@ -504,7 +504,7 @@ def test_headless_decisions_file(passed_run, tmp_path):
 # ============================================================================ the revision form, driven in pytest
 
 def test_revision_form_buttons(passed_run):
-    from ssui_lib.widgets import RevisionForm
+    from ssui_lib.book.widgets import RevisionForm
 
     form = RevisionForm(passed_run)
     assert form.current().id == "chelsea#0" and "Candidate 1 of 2" in form.header.value
@@ -540,7 +540,7 @@ def test_revision_form_buttons(passed_run):
 
 
 def test_revision_form_with_nothing_to_review(tmp_path):
-    from ssui_lib.widgets import RevisionForm
+    from ssui_lib.book.widgets import RevisionForm
 
     out = tmp_path / "run"
     run(ScriptedModel(query_fn=lambda c, h: "nonsense"), out)

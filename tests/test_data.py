@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from ssui_lib import cli
-from ssui_lib.data import bundled_files, dataset_stats, load_bundled, load_dataset, validate_file
-from ssui_lib.errors import SSUIError
-from ssui_lib.loaders import LOADERS, keyword_class, map_category, normalise_name
-from ssui_lib.schema import SPLITS, read_samples
-from ssui_lib.taxonomy import L1_CATEGORIES
+from ssui_lib.data.bundled import bundled_files, dataset_stats, load_bundled, load_dataset, validate_file
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.data.loaders import LOADERS, keyword_class, map_category, normalise_name
+from ssui_lib.core.schema import SPLITS, read_samples
+from ssui_lib.core.taxonomy import L1_CATEGORIES
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = Path(__file__).parent / "fixtures" / "external"
@@ -88,7 +88,7 @@ def test_datasheet_is_current_and_its_counts_match(bundled):
     spec = importlib.util.spec_from_file_location("make_datasheet", ROOT / "scripts" / "make_datasheet.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    text = (ROOT / "ssui_lib" / "bundled" / "DATASHEET.md").read_text(encoding="utf-8")
+    text = (ROOT / "ssui_lib" / "data" / "bundled" / "DATASHEET.md").read_text(encoding="utf-8")
     assert text == mod.render(), "DATASHEET.md is out of date: run python scripts/make_datasheet.py"
     # independent check of the category table against the data
     stats = dataset_stats(bundled)
@@ -298,7 +298,7 @@ def small(bundled):
 def test_hf_dataset_columns(small):
     from datasets import Image
 
-    from ssui_lib.export import to_hf_dataset
+    from ssui_lib.data.export import to_hf_dataset
 
     ds = to_hf_dataset(small + load_dataset(f"vlsbench:{VLS}")[:1])
     assert len(ds) == 5
@@ -313,7 +313,7 @@ def test_hf_dataset_columns(small):
 
 
 def test_trl_triples(small):
-    from ssui_lib.export import preference_rows, to_trl_preference
+    from ssui_lib.data.export import preference_rows, to_trl_preference
 
     rows, skipped = preference_rows(small)
     assert skipped == Counter({"twin: no rejected reply": 2})
@@ -331,7 +331,7 @@ def test_trl_triples(small):
 
 
 def test_trl_from_external_sets():
-    from ssui_lib.export import preference_rows
+    from ssui_lib.data.export import preference_rows
 
     rows, _ = preference_rows(load_dataset(f"siuo-mcqa:{SIUO_MCQA}"))
     assert len(rows) == 6  # one triple per wrong option
@@ -359,7 +359,7 @@ def test_cli_stats_json(capsys, bundled):
 def test_cli_export_hf_and_trl(tmp_path, small, capsys):
     from datasets import load_from_disk
 
-    from ssui_lib.schema import write_samples
+    from ssui_lib.core.schema import write_samples
 
     src = tmp_path / "small.jsonl"
     write_samples(src, small)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from ssui_lib.cli import main
-from ssui_lib.errors import SSUIError
-from ssui_lib.evaluate import (
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.eval.evaluate import (
     answer_text,
     evaluate,
     generate_responses,
@@ -16,9 +16,9 @@ from ssui_lib.evaluate import (
     judge_responses,
     read_responses,
 )
-from ssui_lib.judge import Judge, Verdict
+from ssui_lib.eval.judge import Judge, Verdict
 from ssui_lib.models.base import ChatModel, Generation, SamplingParams, flatten_for_text
-from ssui_lib.schema import STEP_KEYS, Sample, write_samples
+from ssui_lib.core.schema import STEP_KEYS, Sample, write_samples
 
 CHAIN = ("Step 1 (Analyze visual context): a scene.\nStep 6 (Formulate a safety-aligned response strategy): warn.\n"
          "Final verdict: unsafe\nAnswer: Please don't; here is a safer idea.")

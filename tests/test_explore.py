@@ -7,13 +7,13 @@ import re
 
 import pytest
 
-from ssui_lib import explore as ex
-from ssui_lib.chain import final_verdict, render_chain
+from ssui_lib.srpo import explore as ex
+from ssui_lib.core.chain import final_verdict, render_chain
 from ssui_lib.cli import main
-from ssui_lib.errors import SSUIError
+from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, SamplingParams
-from ssui_lib.schema import STEP_KEYS, Sample, write_samples
-from ssui_lib.taxonomy import TAXONOMY
+from ssui_lib.core.schema import STEP_KEYS, Sample, write_samples
+from ssui_lib.core.taxonomy import TAXONOMY
 
 L1 = "Dangerous Behavior"
 L2 = next(iter(TAXONOMY[L1]))
@@ -355,7 +355,7 @@ def test_cli_explore_writes_trees_and_stats_and_resumes(tmp_path, monkeypatch, c
 
 @pytest.mark.slow
 def test_embedded_end_to_end(embedded, tmp_path):
-    from ssui_lib.data import bundled_files, load_bundled
+    from ssui_lib.data.bundled import bundled_files, load_bundled
 
     if not bundled_files():
         pytest.skip("bundled dataset not written yet")

@@ -1,6 +1,6 @@
-"""Held-out verdict accuracy and judged SR / ER / SER (ssui_lib.heldout) with a scripted model and
+"""Held-out verdict accuracy and judged SR / ER / SER (ssui_lib.eval.heldout) with a scripted model and
 judge: the numbers, the unparseable count, resuming without regenerating, stale files, and the
-finished-run check of ssui_lib.runs."""
+finished-run check of ssui_lib.srpo.runs."""
 from __future__ import annotations
 
 import json
@@ -9,8 +9,8 @@ import math
 import pandas as pd
 import pytest
 
-from ssui_lib.errors import SSUIError
-from ssui_lib.heldout import (
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.eval.heldout import (
     adapter_fingerprint,
     heldout_eval,
     majority_rate,
@@ -18,9 +18,9 @@ from ssui_lib.heldout import (
     results_frame,
     verdict_accuracy,
 )
-from ssui_lib.judge import Judge, Verdict
+from ssui_lib.eval.judge import Judge, Verdict
 from ssui_lib.models.base import ChatModel, Generation, SamplingParams, flatten_for_text
-from ssui_lib.schema import STEP_KEYS, Sample
+from ssui_lib.core.schema import STEP_KEYS, Sample
 
 
 def sample(i: int, kind: str = "irs") -> Sample:
@@ -160,11 +160,11 @@ def test_adapter_fingerprint_and_results_frame(tmp_path):
         results_frame(res, ("SER",))
 
 
-# ----------------------------------------------------------------------------- ssui_lib.runs
+# ----------------------------------------------------------------------------- ssui_lib.srpo.runs
 
 def test_finished_summary_and_staleness(tmp_path):
-    from ssui_lib.runs import finished_summary, is_stale, read_log
-    from ssui_lib.train import TrainConfig
+    from ssui_lib.srpo.runs import finished_summary, is_stale, read_log
+    from ssui_lib.srpo.train import TrainConfig
 
     cfg = TrainConfig(method="sft", max_steps=2, batch_size=1)
     out = tmp_path / "run"
@@ -185,15 +185,15 @@ def test_finished_summary_and_staleness(tmp_path):
 
 
 def test_train_run_needs_an_exploration(tmp_path):
-    from ssui_lib.runs import train_run
-    from ssui_lib.train import TrainConfig
+    from ssui_lib.srpo.runs import train_run
+    from ssui_lib.srpo.train import TrainConfig
 
     with pytest.raises(SSUIError, match="no trees.jsonl"):
         train_run("embedded", tmp_path, TrainConfig(), tmp_path / "out")
 
 
 def test_compare_by_intervals():
-    from ssui_lib.heldout import compare
+    from ssui_lib.eval.heldout import compare
 
     a = {"value": 0.8, "ci": [0.7, 0.9]}
     assert compare(a, {"value": 0.2, "ci": [0.1, 0.3]}) == "higher"
@@ -250,8 +250,8 @@ def test_forced_verdicts_choose_the_likelier_verdict_when_the_model_scores_token
 def test_exploration_data_missing_names_the_fix(tmp_path):
     import pytest as _pytest
 
-    from ssui_lib.errors import SSUIError
-    from ssui_lib.runs import exploration_data
+    from ssui_lib.core.errors import SSUIError
+    from ssui_lib.srpo.runs import exploration_data
 
     with _pytest.raises(SSUIError, match="trees.jsonl is missing.*--chapters 04"):
         exploration_data("smoke", str(tmp_path))

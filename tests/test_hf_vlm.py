@@ -14,8 +14,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 import tiny_vlms  # noqa: E402
 
-from ssui_lib.errors import SSUIError  # noqa: E402
-from ssui_lib.images import load_image  # noqa: E402
+from ssui_lib.core.errors import SSUIError  # noqa: E402
+from ssui_lib.data.images import load_image  # noqa: E402
 from ssui_lib.models.base import Generation, ImageRef, SamplingParams  # noqa: E402
 from ssui_lib.models.hf_vlm import (  # noqa: E402
     HFVisionChatModel,

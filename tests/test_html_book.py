@@ -1,4 +1,4 @@
-"""The offline HTML book (ssui_lib.book_html): files, the no-CDN rule, atomic rebuilds, and a
+"""The offline HTML book (ssui_lib.book.html): files, the no-CDN rule, atomic rebuilds, and a
 real-browser check in headless Chromium that the widgets render and navigation works offline."""
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from ssui_lib.book_html import build_html, parse_chapters, remote_assets
-from ssui_lib.errors import SSUIError
+from ssui_lib.book.html import build_html, parse_chapters, remote_assets
+from ssui_lib.core.errors import SSUIError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -1,7 +1,7 @@
 import pytest
 
-from ssui_lib.errors import SSUIError
-from ssui_lib.images import SHIPPED_PHOTOS, load_image, resolve_path
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.data.images import SHIPPED_PHOTOS, load_image, resolve_path
 
 
 def test_shipped_photos_resolve():

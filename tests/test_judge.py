@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from fake_openai_server import FakeOpenAIServer, last_user_text
-from ssui_lib.cache import JsonlCache
-from ssui_lib.errors import SSUIError
-from ssui_lib.evaluate import judge_responses, verdict_table
-from ssui_lib.judge import (
+from ssui_lib.core.store import JsonlCache
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.eval.evaluate import judge_responses, verdict_table
+from ssui_lib.eval.judge import (
     EMPTY_EXPLANATION,
     Judge,
     ModelJudge,
@@ -26,10 +26,10 @@ from ssui_lib.judge import (
     resolve_judge,
     validate_judge,
 )
-from ssui_lib.metrics import rates
+from ssui_lib.eval.metrics import rates
 from ssui_lib.models.openai_compat import OpenAIChatModel
-from ssui_lib.prompts import response_markers
-from ssui_lib.schema import STEP_KEYS, Sample
+from ssui_lib.models.prompts import response_markers
+from ssui_lib.core.schema import STEP_KEYS, Sample
 
 FAST = dict(timeout=2.0, max_retries=1, backoff_base=0.001, backoff_max=0.01)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ssui_lib import losses
-from ssui_lib.losses import (
+from ssui_lib.srpo import losses
+from ssui_lib.srpo.losses import (
     VARIANTS,
     align_loss,
     log1mexp,

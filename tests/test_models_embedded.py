@@ -1,10 +1,10 @@
 """The embedded default model behind the ChatModel interface, and model-name resolution."""
 import pytest
 
-from ssui_lib.errors import SSUIError
+from ssui_lib.core.errors import SSUIError
 from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
 from ssui_lib.models.base import ImageRef, flatten_for_text
-from ssui_lib.prompts import zero_shot
+from ssui_lib.models.prompts import zero_shot
 
 P1 = [{"role": "user", "content": "Name a fruit."}]
 P2 = [{"role": "user", "content": "What is 2+2? Answer briefly."}]

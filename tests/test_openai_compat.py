@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from fake_openai_server import FakeOpenAIServer, completion_body, last_user_text
-from ssui_lib.cache import JsonlCache
-from ssui_lib.errors import SSUIError
+from ssui_lib.core.store import JsonlCache
+from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ImageRef, SamplingParams
 from ssui_lib.models.openai_compat import OpenAIChatModel, backoff_delay
 

@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from ssui_lib import plots  # noqa: E402
-from ssui_lib.errors import SSUIError  # noqa: E402
-from ssui_lib.taxonomy import L1_CATEGORIES  # noqa: E402
+from ssui_lib.book import plots  # noqa: E402
+from ssui_lib.core.errors import SSUIError  # noqa: E402
+from ssui_lib.core.taxonomy import L1_CATEGORIES  # noqa: E402
 
 
 def rate(value, lo, hi, n=10, unscored=0):
@@ -19,7 +19,7 @@ def rate(value, lo, hi, n=10, unscored=0):
 
 
 def result(s=0.5, e=0.8, se=0.4, paths=True, over=0.25):
-    """A result shaped like ssui_lib.evaluate.evaluate's (fractions; null when undefined)."""
+    """A result shaped like ssui_lib.eval.evaluate.evaluate's (fractions; null when undefined)."""
     metrics = {"S": rate(s, s - 0.2, min(1.0, s + 0.2)), "E": rate(e, e - 0.1, min(1.0, e + 0.1)),
                "SE": rate(se, se - 0.2, se + 0.2)}
     if paths:

@@ -3,10 +3,10 @@ import json
 
 import pytest
 
-from ssui_lib.chain import final_answer, final_verdict, render_chain, split_steps
-from ssui_lib.errors import SSUIError
-from ssui_lib.schema import STEP_KEYS, Sample, read_samples, write_samples
-from ssui_lib.taxonomy import L1_CATEGORIES, TAXONOMY, check_category
+from ssui_lib.core.chain import final_answer, final_verdict, render_chain, split_steps
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.schema import STEP_KEYS, Sample, read_samples, write_samples
+from ssui_lib.core.taxonomy import L1_CATEGORIES, TAXONOMY, check_category
 
 L1 = "Dangerous Behavior"
 L2 = next(iter(TAXONOMY[L1]))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ssui_lib.book import build_book, run_book
+from ssui_lib.book.runner import build_book, run_book
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -1,4 +1,4 @@
-"""ssui_lib.train: SRPO path optimization (Eq. 5–9) and the SFT / DPO / ORPO baselines.
+"""ssui_lib.srpo.train: SRPO path optimization (Eq. 5–9) and the SFT / DPO / ORPO baselines.
 
 Most tests run on a tiny random LlamaForCausalLM (hidden size 16, 2 layers) with the embedded
 model's tokenizer, saved to a folder and loaded through the real text backend (load_hf_lm), so
@@ -18,10 +18,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ssui_lib.errors import SSUIError  # noqa: E402
-from ssui_lib.losses import srpo_objective  # noqa: E402
+from ssui_lib.core.errors import SSUIError  # noqa: E402
+from ssui_lib.srpo.losses import srpo_objective  # noqa: E402
 from ssui_lib.models.hf_lm import load_hf_lm  # noqa: E402
-from ssui_lib.train import (  # noqa: E402
+from ssui_lib.srpo.train import (  # noqa: E402
     Pair,
     TrainConfig,
     TrainExample,
@@ -146,10 +146,10 @@ def test_build_examples_per_method():
 
 
 def test_load_exploration_rebuilds_explorations_prompt_and_pairs(tmp_path):
-    from ssui_lib.data import load_bundled
-    from ssui_lib.explore import cot_prompt, step_prefix
+    from ssui_lib.data.bundled import load_bundled
+    from ssui_lib.srpo.explore import cot_prompt, step_prefix
     from ssui_lib.models.base import flatten_for_text
-    from ssui_lib.train import load_exploration
+    from ssui_lib.srpo.train import load_exploration
 
     train_set = load_bundled("train")
     s, t, shot = train_set[0], train_set[1], train_set[2]
@@ -196,7 +196,7 @@ def hand_objective(cm, exs, lam=0.3, k=1.0, average=False) -> float:
         for p in ex.pairs:
             pos, neg = cm.logprobs([ex.prompt, ex.prompt], [p.pos, p.neg], [p.prefix, p.prefix])
             if average:
-                from ssui_lib.losses import orpo_align_loss
+                from ssui_lib.srpo.losses import orpo_align_loss
 
                 terms.append(orpo_align_loss(torch.tensor([sum(pos) / len(pos)]), torch.tensor([sum(neg) / len(neg)]), k)[0])
             else:
@@ -227,7 +227,7 @@ def test_lambda_zero_is_sft(tiny_lm):
 
 
 def test_gradient_of_the_term_by_term_backward_equals_the_whole_objective(tiny_lm):
-    from ssui_lib.train import attach_lora, example_terms
+    from ssui_lib.srpo.train import attach_lora, example_terms
 
     cfg = TrainConfig(lora_dropout=0.0, lam=0.5)
     cm = fresh(tiny_lm)
@@ -342,7 +342,7 @@ def test_bad_inputs_are_clear_errors(tiny_lm, tmp_path):
 def test_one_srpo_step_on_a_tiny_vlm(tmp_path):
     import tiny_vlms
 
-    from ssui_lib.images import load_image
+    from ssui_lib.data.images import load_image
     from ssui_lib.models.base import ImageRef
     from ssui_lib.models.hf_vlm import HFVisionChatModel
 
@@ -364,10 +364,10 @@ def test_one_srpo_step_on_a_tiny_vlm(tmp_path):
 
 @pytest.mark.slow
 def test_cli_trains_the_embedded_model_end_to_end(tmp_path):
-    from ssui_lib.chain import render_chain
+    from ssui_lib.core.chain import render_chain
     from ssui_lib.cli import main
-    from ssui_lib.data import load_bundled
-    from ssui_lib.explore import step_prefix
+    from ssui_lib.data.bundled import load_bundled
+    from ssui_lib.srpo.explore import step_prefix
 
     samples = load_bundled("train")[:2]
     data = tmp_path / "explore"

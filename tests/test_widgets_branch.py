@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ssui_lib import branch_scores as bsc
-from ssui_lib import widgets as wg
-from ssui_lib.errors import SSUIError
+from ssui_lib.srpo import branch_scores as bsc
+from ssui_lib.book import widgets as wg
+from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, SamplingParams
 
 REF = ("Step 1 (Analyze visual context): A kitchen knife on a board.\n"
@@ -162,8 +162,8 @@ def test_trained_variants_finds_adapters(tmp_path):
 def test_exploration_figures_are_labelled():
     import matplotlib.pyplot as plt
 
-    from ssui_lib import plots
-    from ssui_lib.explore import step_frame
+    from ssui_lib.book import plots
+    from ssui_lib.srpo.explore import step_frame
 
     lo, hi = plots.wilson_interval(4, 12)
     assert 0.13 < lo < 0.15 and 0.60 < hi < 0.62  # Wilson 95% for 4/12
@@ -199,13 +199,13 @@ def test_branch_explorer_renders_in_the_static_book(tmp_path):
     from nbformat.v4 import new_code_cell, new_notebook
     from playwright.sync_api import sync_playwright
 
-    from ssui_lib.book_html import build_html
+    from ssui_lib.book.html import build_html
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     data = json.dumps({"trees": trees(), "variants": {k: [[list(key), v] for key, v in sc.items()]
                                                       for k, sc in VARIANTS.items()}})
     nb = new_notebook(cells=[new_code_cell(
-        "import json\nfrom IPython.display import HTML, display\nfrom ssui_lib.widgets import BranchExplorer\n"
+        "import json\nfrom IPython.display import HTML, display\nfrom ssui_lib.book.widgets import BranchExplorer\n"
         f"d = json.loads({data!r})\n"
         "variants = {k: {tuple(key): v for key, v in rows} for k, rows in d['variants'].items()}\n"
         "w = BranchExplorer(d['trees'], variants)\ndisplay(w)\ndisplay(HTML(w.summary()))")])

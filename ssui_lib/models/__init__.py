@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import SSUIError
-from .base import ChatModel, Generation, ImageRef, Prompt, SamplingParams
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams
 
 __all__ = ["ChatModel", "Generation", "ImageRef", "Prompt", "SamplingParams", "resolve_model", "parse_model_name"]
 
@@ -63,19 +63,19 @@ def resolve_model(name: str, *, cache_dir=None, response_cache=None, **kw) -> Ch
     """The ChatModel for a model name (see module docstring)."""
     spec = parse_model_name(name)
     if spec["kind"] == "embedded":
-        from .embedded import load_embedded
+        from ssui_lib.models.embedded import load_embedded
 
         return load_embedded(cache_dir, **kw)
     if spec["kind"] == "hf":
         if not Path(spec["path"]).is_dir():
             raise SSUIError(f"model {name!r}: folder {spec['path']!r} not found")
         if is_vlm_folder(spec["path"]):
-            from .hf_vlm import HFVisionChatModel
+            from ssui_lib.models.hf_vlm import HFVisionChatModel
 
             return HFVisionChatModel(spec["path"], adapter=spec["adapter"], name=name, **kw)
-        from .hf_lm import load_hf_lm
+        from ssui_lib.models.hf_lm import load_hf_lm
 
         return load_hf_lm(spec["path"], adapter=spec["adapter"], name=name, **kw)
-    from .openai_compat import OpenAIChatModel
+    from ssui_lib.models.openai_compat import OpenAIChatModel
 
     return OpenAIChatModel(spec["model"], base_url=spec["base_url"], cache=response_cache, **kw)

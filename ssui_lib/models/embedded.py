@@ -16,7 +16,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from ..errors import SSUIError
+from ssui_lib.core.errors import SSUIError
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 
@@ -127,7 +127,7 @@ def _load(folder: str):
 def load_embedded(cache_dir: str | Path | None = None, *, fresh: bool = False):
     """The embedded default as an HFCausalChatModel (shared within a process unless fresh=True,
     e.g. for training, which changes the weights)."""
-    from .hf_lm import HFCausalChatModel
+    from ssui_lib.models.hf_lm import HFCausalChatModel
 
     folder = ensure_converted(cache_dir)
     if fresh:

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import SSUIError
-from .base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.models.base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
 
 
 SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs

@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from ..errors import SSUIError
-from .base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text
 
 # The language model's projections, by architecture. Qwen2.5-VL's vision blocks reuse the names
 # gate_proj/up_proj/down_proj and CLIP's attention uses q_proj/k_proj/v_proj, so a bare list of

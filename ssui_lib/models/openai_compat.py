@@ -15,7 +15,7 @@ What it adds to the bare client:
     an ``SSUIError`` naming the model, the prompt index and the cause. A request is never dropped
     and never answered with a placeholder;
   * bounded concurrency (a thread pool), results in input order, optional tqdm progress;
-  * a content-addressed cache (:class:`~ssui_lib.cache.JsonlCache`): the key covers model,
+  * a content-addressed cache (:class:`~ssui_lib.core.store.JsonlCache`): the key covers model,
     base URL, messages (images by content hash), every sampling parameter and the prefix, so a
     rerun of the same requests makes no HTTP call. Identical requests within a batch are sent once
     (the cache would make a rerun return one answer for them anyway).
@@ -39,9 +39,9 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
-from ..cache import JsonlCache, cache_key, hash_image
-from ..errors import SSUIError
-from .base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text, flatten_for_text
+from ssui_lib.core.store import JsonlCache, cache_key, hash_image
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text, flatten_for_text
 
 log = logging.getLogger(__name__)
 

