@@ -68,6 +68,8 @@ class Provenance:
     license: str = ""
     notes: str = ""
     stages: list[dict[str, Any]] = field(default_factory=list)  # curation decisions, in order
+    # screens a record passed or failed, e.g. {"check": "text-only", "by": "...", "verdict": "pass"|"fail", "note": "..."}
+    screens: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -189,9 +191,15 @@ def _parse_sample(d: Any, *, strict: bool) -> Sample:
     prov = d.get("provenance") or {"source": "unknown"}
     if not isinstance(prov, dict) or not isinstance(prov.get("source"), str):
         raise SSUIError("field 'provenance': expected an object with a 'source' string")
-    extra_keys = set(prov) - {"source", "author", "license", "notes", "stages"}
+    extra_keys = set(prov) - {"source", "author", "license", "notes", "stages", "screens"}
     if extra_keys:
         raise SSUIError(f"field 'provenance.{sorted(extra_keys)[0]}': unknown field")
+    screens = prov.get("screens", [])
+    if not isinstance(screens, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("check"), str) and s.get("verdict") in ("pass", "fail")
+            for s in screens):
+        raise SSUIError("field 'provenance.screens': expected a list of objects with a 'check' string and a "
+                        "'verdict' of 'pass' or 'fail'")
     provenance = Provenance(**prov)
     extra = d.get("extra") or {}
     if not isinstance(extra, dict):
