@@ -15,3 +15,10 @@ def where(path, line: int | None = None, field: str | None = None) -> str:
     if field:
         s += f": field '{field}'"
     return s
+
+
+class TransportError(SSUIError):
+    """A backend could not deliver an answer: network or HTTP failure, timeout, or a garbled
+    response body, after the backend's own retries. A judge counts only this as "unscored" (the
+    item is retried on the next run); any other SSUIError is a bug in the input or settings and
+    stops the run."""

@@ -20,8 +20,12 @@ What it adds to the bare client:
     rerun of the same requests makes no HTTP call. Identical requests within a batch are sent once
     (the cache would make a rerun return one answer for them anyway).
 
-The API key comes only from the ``api_key`` argument or the environment variable ``api_key_env``;
-it never appears in ``describe()``, ``repr()``, the cache, error messages or log lines.
+Keys go only where they belong. ``OPENAI_API_KEY`` is sent to https://api.openai.com and nowhere
+else. An ``openai-compatible:`` server gets the key in ``SSUI_API_KEY`` (or in the variable that
+``SSUI_API_KEY_ENV`` names), and none ("EMPTY") when that is unset. Plain ``http://`` is allowed only
+to loopback addresses unless ``SSUI_ALLOW_INSECURE_HTTP=1``. A key is stripped and must be
+printable ASCII. It never appears in ``describe()``, ``repr()``, the cache, error messages or log
+lines.
 Token log-probabilities are not offered: API backends serve as agents and judges, not scorers.
 """
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from ssui_lib.core.store import JsonlCache, cache_key, hash_image
-from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.errors import SSUIError, TransportError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text, flatten_for_text
 
 log = logging.getLogger(__name__)
@@ -57,21 +61,78 @@ class MalformedResponse(Exception):
 
 # ----------------------------------------------------------------------------- key handling
 
+OPENAI_KEY_ENV = "OPENAI_API_KEY"  # sent to api.openai.com and nowhere else
+COMPAT_KEY_ENV = "SSUI_API_KEY"  # the default variable holding an openai-compatible server's key
+COMPAT_KEY_ENV_SELECTOR = "SSUI_API_KEY_ENV"  # names another variable to read that key from
+ALLOW_HTTP_ENV = "SSUI_ALLOW_INSECURE_HTTP"  # "1": plain http:// to a host that is not loopback
+
+
 def is_openai_endpoint(base_url: str | None) -> bool:
-    """True for api.openai.com (where a real key is required)."""
+    """True for the OpenAI API itself (https://api.openai.com), the one place OPENAI_API_KEY goes."""
     if base_url is None:
         return True
-    host = urlparse(base_url).hostname or ""
-    return host == "api.openai.com" or host.endswith(".openai.com")
+    u = urlparse(base_url)
+    return u.scheme == "https" and (u.hostname or "") == "api.openai.com"
 
 
-def resolve_api_key(api_key: str | None, api_key_env: str, base_url: str | None, name: str) -> str:
-    """The key from the argument, else the environment; a local server without one gets "EMPTY"."""
-    key = api_key or os.environ.get(api_key_env) or ""
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1."""
+    import ipaddress
+
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, name: str) -> str:
+    """The URL, checked: http(s) with a host; plain ``http://`` only to a loopback address unless
+    the environment variable SSUI_ALLOW_INSECURE_HTTP is ``1`` (the request, and any key, would
+    cross the network in clear text)."""
+    u = urlparse(url)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise SSUIError(f"{name}: URL {url!r} must be http:// or https:// with a host")
+    if u.scheme == "http" and not is_loopback(u.hostname) and os.environ.get(ALLOW_HTTP_ENV) != "1":
+        raise SSUIError(f"{name}: plain http:// to {u.hostname} (not a loopback address) is refused: use https://, "
+                        f"or set {ALLOW_HTTP_ENV}=1 to allow unencrypted requests to that host")
+    return url
+
+
+def check_key(key: str, var: str, name: str) -> str:
+    """The key with surrounding whitespace stripped; SSUIError (naming the variable, never the
+    value) if what remains holds a character that is not printable ASCII."""
+    key = key.strip()
+    for i, ch in enumerate(key):
+        if not (0x20 <= ord(ch) < 0x7F):
+            raise SSUIError(f"{name}: the API key in {var} has a non-printable or non-ASCII character at position {i} "
+                            f"(expected printable ASCII; check how the variable was set)")
+    return key
+
+
+def key_variable(api_key_env: str | None, base_url: str | None, name: str) -> str:
+    """The environment variable a model's key comes from: OPENAI_API_KEY for api.openai.com; for
+    any other server the variable named by $SSUI_API_KEY_ENV, else SSUI_API_KEY — never
+    OPENAI_API_KEY, so a model or judge name pointing at someone else's server cannot take it."""
+    if is_openai_endpoint(base_url):
+        return api_key_env or OPENAI_KEY_ENV
+    var = api_key_env or os.environ.get(COMPAT_KEY_ENV_SELECTOR, "").strip() or COMPAT_KEY_ENV
+    if var == OPENAI_KEY_ENV:
+        raise SSUIError(f"{name}: {OPENAI_KEY_ENV} is sent only to https://api.openai.com; put this server's key "
+                        f"in {COMPAT_KEY_ENV} (or name its variable in {COMPAT_KEY_ENV_SELECTOR})")
+    return var
+
+
+def resolve_api_key(api_key: str | None, api_key_env: str | None, base_url: str | None, name: str) -> str:
+    """The key from the argument, else from :func:`key_variable`; a server other than
+    api.openai.com without one gets "EMPTY" (what local servers that check no key accept)."""
+    var = "api_key" if api_key else key_variable(api_key_env, base_url, name)
+    key = check_key(api_key or os.environ.get(var) or "", var, name)
     if key:
         return key
     if is_openai_endpoint(base_url):
-        raise SSUIError(f"{name}: no API key: set the environment variable {api_key_env}")
+        raise SSUIError(f"{name}: no API key: set the environment variable {var}")
     return LOCAL_PLACEHOLDER_KEY
 
 
@@ -145,8 +206,10 @@ def with_prefix(messages: list[dict[str, Any]], prefix: str | None) -> list[dict
     return messages + [{"role": "assistant", "content": prefix}] if prefix else messages
 
 
-def request_kwargs(model: str, messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None) -> dict[str, Any]:
-    """Keyword arguments for ``client.chat.completions.create``."""
+def request_kwargs(model: str, messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None,
+                   response_format: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``client.chat.completions.create`` (``response_format``: structured
+    output, e.g. ``{"type": "json_schema", ...}``, sent only when given)."""
     kw: dict[str, Any] = {
         "model": model,
         "messages": with_prefix(messages, prefix),
@@ -158,6 +221,8 @@ def request_kwargs(model: str, messages: list[dict[str, Any]], params: SamplingP
     }
     if params.stop:
         kw["stop"] = list(params.stop)
+    if response_format is not None:
+        kw["response_format"] = response_format
     if prefix:
         # vLLM's chat-template switches; api.openai.com does not support them (see module doc).
         kw["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
@@ -264,13 +329,14 @@ class OpenAIChatModel(ChatModel):
 
     supports_prefix = True  # through vLLM's continue_final_message; not on api.openai.com
     trainable = False
+    supports_response_format = True  # generate(..., response_format=...) (the server may still refuse it)
 
     def __init__(
         self,
         model: str,
         base_url: str | None = None,
         api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         concurrency: int = 4,
         max_retries: int = 4,
         timeout: float = 60.0,
@@ -289,7 +355,7 @@ class OpenAIChatModel(ChatModel):
         if timeout <= 0:
             raise SSUIError(f"OpenAIChatModel: timeout must be > 0, got {timeout}")
         self.model = model
-        self.base_url = (base_url or OPENAI_BASE_URL).rstrip("/")
+        self.base_url = check_base_url((base_url or OPENAI_BASE_URL).rstrip("/"), f"model {model!r}")
         self.name = f"openai:{model}" if is_openai_endpoint(base_url) else f"openai-compatible:{self.base_url}#{model}"
         self.concurrency = concurrency
         self.max_retries = max_retries
@@ -334,16 +400,22 @@ class OpenAIChatModel(ChatModel):
         )
 
     # -- generation
-    def _cache_key(self, key_messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None) -> str:
-        return cache_key({
+    def _cache_key(self, key_messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None,
+                   response_format: dict[str, Any] | None = None) -> str:
+        key = {
             "format": CACHE_FORMAT, "backend": "openai", "model": self.model, "base_url": self.base_url,
             "messages": key_messages, "params": dataclasses.asdict(params), "prefix": prefix or None,
             "n": params.n,
-        })
+        }
+        if response_format is not None:  # absent otherwise: keys of earlier caches stay valid
+            key["response_format"] = response_format
+        return cache_key(key)
 
-    def _call(self, index: int, prompt: Prompt, params: SamplingParams, prefix: str | None) -> list[Generation]:
-        """One request with retries; SSUIError (model, prompt index, cause) when all tries fail."""
-        kwargs = request_kwargs(self.model, to_api_messages(prompt, self.supports_images), params, prefix)
+    def _call(self, index: int, prompt: Prompt, params: SamplingParams, prefix: str | None,
+              response_format: dict[str, Any] | None = None) -> list[Generation]:
+        """One request with retries; TransportError (model, prompt index, cause) when all tries fail."""
+        kwargs = request_kwargs(self.model, to_api_messages(prompt, self.supports_images), params, prefix,
+                                response_format)
         cause = "no try made"
         for attempt in range(self.max_retries + 1):
             try:
@@ -357,13 +429,13 @@ class OpenAIChatModel(ChatModel):
                 wait_s = _retry_after(exc)
             # Outside the except block: no exception (which may quote the key) is chained.
             if not retryable:
-                raise SSUIError(f"{self.name}: prompt {index}: {cause} (not retried)")
+                raise TransportError(f"{self.name}: prompt {index}: {cause} (not retried)")
             if attempt < self.max_retries:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_max, wait_s)
                 log.warning("%s: prompt %d: %s; retry %d/%d in %.2fs",
                             self.name, index, cause, attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
-        raise SSUIError(f"{self.name}: prompt {index}: failed after {self.max_retries + 1} tries: {cause}")
+        raise TransportError(f"{self.name}: prompt {index}: failed after {self.max_retries + 1} tries: {cause}")
 
     def generate(
         self,
@@ -371,8 +443,10 @@ class OpenAIChatModel(ChatModel):
         params: SamplingParams = SamplingParams(),
         prefixes: Sequence[str | None] | None = None,
         progress: bool = False,
+        response_format: dict[str, Any] | None = None,
     ) -> list[list[Generation]]:
-        """``params.n`` generations per prompt, in input order (continuations of the prefixes)."""
+        """``params.n`` generations per prompt, in input order (continuations of the prefixes).
+        ``response_format`` asks the server for structured output (part of the cache key)."""
         prompts = list(prompts)
         if prefixes is None:
             prefixes = [None] * len(prompts)
@@ -382,7 +456,8 @@ class OpenAIChatModel(ChatModel):
         todo: dict[str, list[int]] = {}  # cache key -> prompt indices that share the request
         for i, (prompt, prefix) in enumerate(zip(prompts, prefixes)):
             try:
-                key = self._cache_key(to_api_messages(prompt, self.supports_images, for_key=True), params, prefix)
+                key = self._cache_key(to_api_messages(prompt, self.supports_images, for_key=True), params, prefix,
+                                      response_format)
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise SSUIError(f"{self.name}: prompt {i}: malformed prompt ({e})") from None
             if self.cache is not None and key in self.cache:
@@ -390,16 +465,17 @@ class OpenAIChatModel(ChatModel):
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
-            self._run_requests(todo, prompts, prefixes, params, results, progress)
+            self._run_requests(todo, prompts, prefixes, params, results, progress, response_format)
         return results  # type: ignore[return-value]
 
     def _run_requests(self, todo: dict[str, list[int]], prompts: list[Prompt], prefixes: Sequence[str | None],
-                      params: SamplingParams, results: list, progress: bool) -> None:
+                      params: SamplingParams, results: list, progress: bool,
+                      response_format: dict[str, Any] | None = None) -> None:
         """Send the missing requests through a bounded pool; cache each answer as it arrives."""
         from tqdm.auto import tqdm
 
         def work(key: str, i: int) -> tuple[str, list[Generation]]:
-            gens = self._call(i, prompts[i], params, prefixes[i])
+            gens = self._call(i, prompts[i], params, prefixes[i], response_format)
             if self.cache is not None:
                 self.cache.put(key, [dataclasses.asdict(g) for g in gens])
             return key, gens
