@@ -5,11 +5,14 @@ Sources are URIs, so records stay small and the book commits no one else's photo
   ``sklearn:china.jpg``             a file in scikit-learn's ``sklearn/datasets/images``
   ``matplotlib:grace_hopper.jpg``   a file in matplotlib's ``mpl-data/sample_data``
   ``file:PATH``                     a local file (relative paths resolve against ``base_dir``)
-These photos ship inside installed wheels and are loaded at run time.
+These photos ship inside installed wheels and are loaded at run time. The photo registry
+(bundled/photos.json) holds one canonical caption per shipped picture, written by looking at it.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,25 +64,63 @@ def load_image(source: str, base_dir: str | Path | None = None):
     return _load(str(resolve_path(source, base_dir)))
 
 
-# Real photos that ship in installed wheels, usable as sample images (name -> what it shows).
-SHIPPED_PHOTOS: dict[str, str] = {
-    "skimage:astronaut.png": "astronaut Eileen Collins in a flight suit, with a US flag and a space-shuttle model",
-    "skimage:camera.png": "a man standing on a lawn operating a camera on a tripod (grayscale)",
-    "skimage:chelsea.png": "a tabby cat (Chelsea) sitting, looking to the side",
-    "skimage:coffee.png": "a cup of coffee with latte art on a saucer with a spoon",
-    "skimage:coins.png": "a set of old coins laid out on a dark surface (grayscale)",
-    "skimage:rocket.jpg": "a rocket standing on a launch pad under a blue sky",
-    "skimage:motorcycle_left.png": "a red motorcycle parked indoors in front of a wall",
-    "skimage:hubble_deep_field.jpg": "the Hubble deep field: many distant galaxies on a black background",
-    "skimage:page.png": "a scanned textbook page about image segmentation (grayscale)",
-    "skimage:text.png": "handwritten mathematical formulas (grayscale)",
-    "skimage:moon.png": "a close-up of the Moon's cratered surface (grayscale)",
-    "skimage:clock_motion.png": "a wall clock photographed with motion blur (grayscale)",
-    "skimage:retina.jpg": "a photograph of a human retina (fundus image)",
-    "skimage:brick.png": "a brick wall (grayscale texture)",
-    "skimage:grass.png": "a patch of grass (grayscale texture)",
-    "skimage:gravel.png": "gravel on the ground (grayscale texture)",
-    "sklearn:china.jpg": "a traditional Chinese temple building with a tree in front",
-    "sklearn:flower.jpg": "a close-up of a peach-orange dahlia flower",
-    "matplotlib:grace_hopper.jpg": "a portrait of computer scientist Grace Hopper in a US Navy uniform",
-}
+REGISTRY_PATH = Path(__file__).parent / "bundled" / "photos.json"
+PHOTO_KINDS = ("photo", "micrograph", "illustration")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One shipped picture: its canonical caption (written by looking at the pixels) and what it can carry."""
+
+    source: str
+    caption: str
+    carries: str
+    kind: str = "photo"
+
+
+def read_photo_registry(path: str | Path = REGISTRY_PATH) -> dict[str, Photo]:
+    """The photo registry: ``{source: {"caption", "carries", "kind"}}`` as Photos, in file order.
+    Every record on a registered picture uses exactly its caption (checked when the bundled set loads).
+    SSUIError naming the file and field on a malformed entry."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SSUIError(f"{path}: photo registry not found") from None
+    except json.JSONDecodeError as e:
+        raise SSUIError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+    if not isinstance(raw, dict):
+        raise SSUIError(f"{path}: expected an object mapping image sources to entries")
+    out: dict[str, Photo] = {}
+    for src, entry in raw.items():
+        if ":" not in src:
+            raise SSUIError(f"{path}: entry {src!r}: expected a SCHEME:NAME image source")
+        if not isinstance(entry, dict):
+            raise SSUIError(f"{path}: entry {src!r}: expected an object")
+        extra = set(entry) - {"caption", "carries", "kind"}
+        if extra:
+            raise SSUIError(f"{path}: entry {src!r}: field {sorted(extra)[0]!r}: unknown field")
+        for key in ("caption", "carries"):
+            if not isinstance(entry.get(key), str) or not entry[key].strip():
+                raise SSUIError(f"{path}: entry {src!r}: field {key!r}: expected a non-empty string")
+        kind = entry.get("kind", "photo")
+        if kind not in PHOTO_KINDS:
+            raise SSUIError(f"{path}: entry {src!r}: field 'kind': {kind!r} is not one of {', '.join(PHOTO_KINDS)}")
+        out[src] = Photo(src, entry["caption"], entry["carries"], kind)
+    return out
+
+
+@lru_cache(maxsize=1)
+def photo_registry() -> dict[str, Photo]:
+    """The bundled photo registry (ssui_lib/data/bundled/photos.json), cached."""
+    return read_photo_registry(REGISTRY_PATH)
+
+
+def canonical_caption(source: str) -> str | None:
+    """The registry caption of a picture source, or None if the source is not registered."""
+    entry = photo_registry().get(source)
+    return entry.caption if entry else None
+
+
+# Real pictures that ship in installed wheels, usable as sample images (source -> canonical caption).
+SHIPPED_PHOTOS: dict[str, str] = {src: p.caption for src, p in photo_registry().items()}
