@@ -309,3 +309,79 @@ def test_empty_batch_makes_no_call():
     with FakeOpenAIServer() as srv:
         assert model_for(srv).generate([]) == []
         assert srv.n_calls == 0
+
+
+# ----------------------------------------------------------------------------- where keys go
+
+REAL = "sk-REAL-openai-key-0123456789"
+
+
+def test_openai_key_never_reaches_an_openai_compatible_server(monkeypatch):
+    from ssui_lib.eval.judge import resolve_judge
+    from ssui_lib.models import resolve_model
+
+    monkeypatch.setenv("OPENAI_API_KEY", REAL)
+    for var in ("SSUI_API_KEY", "SSUI_API_KEY_ENV"):
+        monkeypatch.delenv(var, raising=False)
+    with FakeOpenAIServer() as srv:
+        resolve_model(f"openai-compatible:{srv.base_url}#m").generate([user("a")])
+        judge = resolve_judge(f"openai-compatible:{srv.base_url}#j")
+        judge.model.generate([user("b")])
+        OpenAIChatModel("m", base_url=srv.base_url).generate([user("c")])
+        assert [h["authorization"] for h in srv.headers] == ["Bearer EMPTY"] * 3
+        assert all(REAL not in str(h) for h in srv.headers)
+
+
+def test_compatible_server_key_comes_from_the_variable_the_user_names(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", REAL)
+    monkeypatch.setenv("SSUI_API_KEY", "  sk-server-key\n")  # stripped
+    with FakeOpenAIServer() as srv:
+        OpenAIChatModel("m", base_url=srv.base_url).generate([user("a")])
+        monkeypatch.setenv("SSUI_API_KEY_ENV", "MY_VLLM_KEY")
+        monkeypatch.setenv("MY_VLLM_KEY", "vllm-secret")
+        OpenAIChatModel("m", base_url=srv.base_url).generate([user("b")])
+        assert [h["authorization"] for h in srv.headers] == ["Bearer sk-server-key", "Bearer vllm-secret"]
+    monkeypatch.setenv("SSUI_API_KEY_ENV", "OPENAI_API_KEY")
+    with pytest.raises(SSUIError, match="OPENAI_API_KEY is sent only to https://api.openai.com"):
+        OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(SSUIError, match="sent only to"):
+        OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY")
+
+
+def test_only_https_api_openai_com_is_the_openai_endpoint():
+    from ssui_lib.models.openai_compat import is_loopback, is_openai_endpoint
+
+    assert is_openai_endpoint(None) and is_openai_endpoint("https://api.openai.com/v1")
+    for url in ("http://api.openai.com/v1", "https://evil.openai.com.example.org/v1", "https://x.openai.com/v1",
+                "https://api.openai.com.evil.net/v1"):
+        assert not is_openai_endpoint(url), url
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost") and is_loopback("127.8.0.1")
+    assert not is_loopback("10.0.0.1") and not is_loopback("example.com")
+
+
+def test_plain_http_only_to_loopback_unless_allowed(monkeypatch):
+    from ssui_lib.models import parse_model_name
+
+    monkeypatch.delenv("SSUI_ALLOW_INSECURE_HTTP", raising=False)
+    with pytest.raises(SSUIError, match=r"plain http:// to 10\.1\.2\.3 .*SSUI_ALLOW_INSECURE_HTTP=1"):
+        parse_model_name("openai-compatible:http://10.1.2.3:8000/v1#m")
+    with pytest.raises(SSUIError, match="not a loopback"):
+        OpenAIChatModel("m", base_url="http://example.com/v1")
+    assert parse_model_name("openai-compatible:https://example.com/v1#m")["base_url"] == "https://example.com/v1"
+    assert parse_model_name("openai-compatible:http://localhost:8000/v1#m")["model"] == "m"
+    monkeypatch.setenv("SSUI_ALLOW_INSECURE_HTTP", "1")
+    assert OpenAIChatModel("m", base_url="http://example.com/v1").base_url == "http://example.com/v1"
+
+
+def test_keys_are_stripped_and_must_be_printable_ascii(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-abc\n")
+    m = OpenAIChatModel("gpt-4o")
+    assert m._secret.reveal() == "sk-abc"
+    for bad in ("sk-caf\u00e9", "sk-a\x07b", "sk-\u200bx"):
+        monkeypatch.setenv("OPENAI_API_KEY", bad)
+        with pytest.raises(SSUIError, match="API key in OPENAI_API_KEY has a non-printable or non-ASCII") as e:
+            OpenAIChatModel("gpt-4o")
+        assert bad not in str(e.value) and "sk-" not in str(e.value)
+    monkeypatch.setenv("OPENAI_API_KEY", "   ")
+    with pytest.raises(SSUIError, match="no API key: set the environment variable OPENAI_API_KEY"):
+        OpenAIChatModel("gpt-4o")

@@ -4,7 +4,9 @@
   hf:PATH                           a local transformers model (a VLM if its config has a vision part)
   hf:PATH+adapter:PATH              the same with a LoRA adapter
   openai:MODEL                      the OpenAI API (key from $OPENAI_API_KEY)
-  openai-compatible:URL#MODEL       any OpenAI-compatible server, e.g. vLLM (key from $OPENAI_API_KEY or none)
+  openai-compatible:URL#MODEL       any OpenAI-compatible server, e.g. vLLM: key from $SSUI_API_KEY (or the
+                                    variable $SSUI_API_KEY_ENV names), none by default; never $OPENAI_API_KEY.
+                                    Plain http:// only to loopback unless SSUI_ALLOW_INSECURE_HTTP=1.
 """
 from __future__ import annotations
 
@@ -45,6 +47,9 @@ def parse_model_name(name: str) -> dict:
             raise SSUIError(f"model {name!r}: expected openai-compatible:URL#MODEL")
         if not url.startswith(("http://", "https://")):
             raise SSUIError(f"model {name!r}: URL must start with http:// or https://")
+        from ssui_lib.models.openai_compat import check_base_url
+
+        check_base_url(url, f"model {name!r}")
         return {"kind": "openai", "model": model, "base_url": url}
     raise SSUIError(f"unknown model name {name!r} (forms: {FORMS})")
 
