@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PROFILE ?= smoke
 STAMP := $(VENV)/.ssui-installed
 
-.PHONY: book test env html clean-runs
+.PHONY: book test env html lab clean-runs
 
 $(STAMP): pyproject.toml scripts/setup_env.sh
 	PY=$(PY) VENV=$(VENV) bash scripts/setup_env.sh
@@ -21,6 +21,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# JupyterLab on the chapters (notebooks/*.py open as notebooks; saving writes the .py)
+lab: $(STAMP)
+	$(BIN)/python -m ssui_lib.book.lab
 
 html: $(STAMP)
 	$(BIN)/ssui book build --profile $(PROFILE)

