@@ -144,7 +144,7 @@ def test_missing_image_names_file_and_line(tmp_path, good_line):
 
 
 def test_loaders_are_registered():
-    assert set(LOADERS) == {"siuo-gen", "siuo-mcqa", "vlsbench", "mssbench"}
+    assert set(LOADERS) == {"siuo-gen", "siuo-mcqa", "vlsbench", "mssbench", "usb", "mllmguard", "safebench"}
 
 
 def test_category_mapping():
@@ -225,7 +225,7 @@ def test_one_missing_image_names_record(tmp_path):
 @pytest.mark.parametrize("mutate, msg", [
     (lambda rows: rows[1].pop("question"), r"record \[1\]: field 'question': missing"),
     (lambda rows: rows[0].update(question_id=True), r"record \[0\]: field 'question_id': expected an integer"),
-    (lambda rows: rows[2].update(category="gardening"), r"record \[2\]: field 'category': unknown category 'gardening'"),
+    (lambda rows: rows[2].update(category=["gardening"]), r"record \[2\]: field 'category': expected a string"),
     (lambda rows: rows[3].update(reference_answer=""), r"record \[3\]: field 'reference_answer': empty"),
     (lambda rows: rows.append(dict(rows[0])), r"record \[4\]: duplicate id 'siuo-gen-1001'"),
 ])

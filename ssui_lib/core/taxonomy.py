@@ -22,6 +22,10 @@ L1_CATEGORIES: tuple[str, ...] = (
     "Privacy Violations",
 )
 
+# The level-1 class of an external benchmark record whose own label no mapping rule places in the
+# nine (ssui_lib.data.loaders): allowed at level 1 only, never in the bundled set's quotas or plots.
+UNMAPPED = "Unmapped"
+
 TAXONOMY_DIR = Path(__file__).resolve().parents[1] / "data" / "bundled" / "parts"
 
 
@@ -44,6 +48,8 @@ TAXONOMY: dict[str, dict[str, list[str]]] = _load_taxonomy()
 
 def check_category(l1: str, l2: str | None = None, l3: str | None = None) -> None:
     """Raise SSUIError naming the level and the allowed values if the path is unknown."""
+    if l1 == UNMAPPED and l2 is None and l3 is None:
+        return
     if l1 not in TAXONOMY:
         raise SSUIError(f"unknown category {l1!r}; expected one of: {', '.join(L1_CATEGORIES)}")
     if l2 is None:

@@ -89,7 +89,7 @@ def dataset_stats(samples: list[Sample]) -> dict:
     by_category = {c: {k: 0 for k in KINDS} for c in L1_CATEGORIES}
     by_split = {sp: 0 for sp in SPLITS}
     for s in samples:
-        by_category[s.category.l1][s.kind] += 1
+        by_category.setdefault(s.category.l1, {k: 0 for k in KINDS})[s.kind] += 1  # also "Unmapped"
         key = s.split or UNSPLIT
         by_split[key] = by_split.get(key, 0) + 1
     return {"total": len(samples), "by_category": by_category, "by_split": by_split}
