@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.data.images import load_image, resolve_path
+from ssui_lib.data.images import load_image, registry_caption_problem, resolve_path
 from ssui_lib.models.base import ImageRef
 from ssui_lib.core.schema import KINDS, SPLITS, Sample, iter_jsonl, read_samples
 from ssui_lib.core.taxonomy import L1_CATEGORIES
@@ -31,9 +31,12 @@ def _bundled() -> tuple[Sample, ...]:
     out: list[Sample] = []
     seen: dict[str, Path] = {}
     for f in files:
-        for s in read_samples(f):
+        for n, s in enumerate(read_samples(f), 1):
             if s.id in seen:
                 raise SSUIError(f"{f}: field 'id': duplicate id {s.id!r} (also in {seen[s.id].name})")
+            problem = registry_caption_problem(s.image.source, s.image.caption)
+            if problem:  # every record on a shipped photo uses the registry's one caption
+                raise SSUIError(f"{f}:{n}: field 'image.caption': record {s.id!r}: {problem}")
             seen[s.id] = f
             out.append(s)
     return tuple(out)

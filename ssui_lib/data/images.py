@@ -124,3 +124,16 @@ def canonical_caption(source: str) -> str | None:
 
 # Real pictures that ship in installed wheels, usable as sample images (source -> canonical caption).
 SHIPPED_PHOTOS: dict[str, str] = {src: p.caption for src, p in photo_registry().items()}
+
+
+def registry_caption_problem(source: str | None, caption: str) -> str | None:
+    """Why a record's picture disagrees with the photo registry, or None when it agrees: a record on a
+    shipped picture (skimage:, sklearn:, matplotlib:) must be registered and use exactly its caption."""
+    if not source or source.split(":", 1)[0] not in _PACKAGE_DIRS:
+        return None
+    entry = photo_registry().get(source)
+    if entry is None:
+        return f"image source {source!r} is not in the photo registry ({REGISTRY_PATH.name})"
+    if caption != entry.caption:
+        return f"caption differs from the photo registry's caption for {source!r}: {entry.caption!r}"
+    return None
