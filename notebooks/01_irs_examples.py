@@ -90,3 +90,29 @@ plots.savefig(fig, profile, "01_chain_example");
 
 # %%
 print(ex.unsafe_reply)
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("01.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("01.1", answer)
+
+# %%
+show("01.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("01.2", answer)

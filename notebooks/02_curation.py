@@ -188,3 +188,29 @@ plots.savefig(plots.split_figure(bundled), profile, "02_splits");
 # interrupted run costs nothing to resume, and a rerun costs no API call at all. The paper's
 # text-only answers came from deepseek-r1: pass another model as `answerer=` to `run_curation`,
 # or a `ssui_lib.eval.judge` judge as `text_judge=`, to reproduce that split.
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("02.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("02.1", answer)
+
+# %%
+show("02.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("02.2", answer)

@@ -246,3 +246,29 @@ display(Markdown("\n".join(lines)))
 # %%
 print(f"training: {sum(train_s.values()):.0f} s (" + ", ".join(f"{m.upper()} {t:.0f} s" for m, t in train_s.items())
       + f"); held-out evaluation: {sum(eval_s.values()):.0f} s (" + ", ".join(f"{v} {t:.0f} s" for v, t in eval_s.items()) + ")")
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("05.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("05.1", answer)
+
+# %%
+show("05.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("05.2", answer)

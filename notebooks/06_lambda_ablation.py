@@ -168,3 +168,29 @@ display(Markdown(
 # %%
 print(f"training: {sum(train_s.values()):.0f} s; held-out evaluation: {sum(eval_s.values()):.0f} s; "
       + "; ".join(f"λ = {lam:g}: {train_s[lam]:.0f} + {eval_s[lam]:.0f} s" for lam in lambdas))
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("06.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("06.1", answer)
+
+# %%
+show("06.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("06.2", answer)
