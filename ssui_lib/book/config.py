@@ -3,7 +3,8 @@ profiles. Loading validates everything against the notebooks' own `parameters` c
 fails before anything runs, with an error naming the file and the key.
 
     [book]                       title, authors, description, language  (mdBook's keys)
-    [[chapters]]                 id, source, title, reproduces
+    [[chapters]]                 id, source, title, reproduces, reads (optional: ids of earlier
+                                 chapters whose outputs it uses; part of its --resume fingerprint)
     [profiles.NAME]              description
     [profiles.NAME.defaults]     parameters for every chapter that declares them
     [profiles.NAME.chapters.ID]  per-chapter overrides
@@ -11,8 +12,6 @@ fails before anything runs, with an error naming the file and the key.
 from __future__ import annotations
 
 import ast
-import hashlib
-import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from ssui_lib.core.errors import SSUIError
 
 BOOK_KEYS = {"title": str, "authors": list, "description": str, "language": str,
              "src": str, "multilingual": bool, "text-direction": str}
-CHAPTER_KEYS = {"id": str, "source": str, "title": str, "reproduces": str}
+CHAPTER_KEYS = {"id": str, "source": str, "title": str, "reproduces": str, "reads": list}
+REQUIRED_CHAPTER_KEYS = ("id", "source", "title", "reproduces")  # reads: ids of earlier chapters whose outputs it uses
 RESERVED = ("profile",)  # injected by the runner into every chapter
 
 
@@ -34,6 +34,7 @@ class Chapter:
     title: str
     reproduces: str
     declared: dict[str, Any]  # parameter -> default value, from the notebook's parameters cell
+    reads: tuple[str, ...] = ()  # earlier chapters whose outputs (results/<profile>/<id>/) it reads
 
 
 @dataclass
@@ -52,8 +53,11 @@ class BookConfig:
         raise SSUIError(f"unknown chapter {cid!r} (chapters in {self.path.name}: {', '.join(c.id for c in self.chapters)})")
 
     def select(self, ids: list[str] | None) -> list[Chapter]:
-        if not ids:
+        if ids is None:
             return list(self.chapters)
+        if not ids or not all(isinstance(i, str) and i.strip() for i in ids):
+            raise SSUIError(f"--chapters: expected comma-separated chapter ids ({', '.join(c.id for c in self.chapters)}), "
+                            f"got {','.join(map(str, ids))!r}")
         wanted = [self.chapter(i) for i in ids]  # raises on an unknown id
         order = {c.id: n for n, c in enumerate(self.chapters)}
         return sorted(wanted, key=lambda c: order[c.id])
@@ -79,11 +83,41 @@ class BookConfig:
 
 # ----------------------------------------------------------------------------- notebooks
 
+NOTEBOOK_SUFFIXES = (".py", ".ipynb")
+
+
+def read_text_file(path: Path, what: str = "file") -> str:
+    """A UTF-8 text file's content; SSUIError (naming the file and the first bad byte's line) for
+    a missing file, a directory or bytes that are not UTF-8."""
+    path = Path(path)
+    if path.is_dir():
+        raise SSUIError(f"{path}: is a directory, expected a {what}")
+    if not path.is_file():
+        raise SSUIError(f"{path}: file not found (expected a {what})")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise SSUIError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                        f"expected a UTF-8 {what}") from None
+
+
 def read_notebook(path: Path):
-    """A jupytext percent-format .py source as an nbformat notebook."""
+    """A chapter source (a jupytext percent-format .py, or an .ipynb) as an nbformat notebook;
+    SSUIError for anything else."""
     import jupytext
 
-    return jupytext.read(path)
+    path = Path(path)
+    if path.suffix not in NOTEBOOK_SUFFIXES:
+        raise SSUIError(f"{path}: a chapter source must be a jupytext .py or an .ipynb notebook, "
+                        f"got {path.suffix or 'a file without extension'!r}")
+    text = read_text_file(path, "notebook")
+    try:
+        return jupytext.reads(text, fmt=path.suffix[1:])
+    except Exception as e:  # noqa: BLE001 - jupytext/nbformat raise many types for a broken file
+        first = (str(e).splitlines() or [""])[0][:200]
+        raise SSUIError(f"{path}: not a readable notebook ({type(e).__name__}: {first})") from None
 
 
 def declared_parameters(path: Path) -> dict[str, Any]:
@@ -146,10 +180,9 @@ def _check_table(d: Any, keys: dict[str, type], where: str, required: tuple[str,
 def load_config(path: str | Path = "book.toml") -> BookConfig:
     path = Path(path).resolve()
     name = path.name
-    if not path.is_file():
-        raise SSUIError(f"{path}: file not found")
+    text = read_text_file(path, "book.toml")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SSUIError(f"{name}: invalid TOML: {e}") from None
     for k in raw:
@@ -165,17 +198,23 @@ def load_config(path: str | Path = "book.toml") -> BookConfig:
     chapters: list[Chapter] = []
     for i, c in enumerate(chapters_raw):
         where = f"{name}: chapters[{i}]"
-        _check_table(c, CHAPTER_KEYS, where, tuple(CHAPTER_KEYS))
+        _check_table(c, CHAPTER_KEYS, where, REQUIRED_CHAPTER_KEYS)
         if any(x.id == c["id"] for x in chapters):
             raise SSUIError(f"{where}.id: duplicate chapter id {c['id']!r}")
+        for r in c.get("reads", []):
+            if r not in [x.id for x in chapters]:
+                raise SSUIError(f"{where}.reads: {r!r} is not the id of an earlier chapter")
         src = (root / c["source"]).resolve()
         if not src.is_file():
             raise SSUIError(f"{where}.source: file not found: {c['source']}")
+        if src.suffix not in NOTEBOOK_SUFFIXES:
+            raise SSUIError(f"{where}.source: {c['source']}: expected a jupytext .py or an .ipynb notebook")
         declared = declared_parameters(src)
         for r in RESERVED:
             if r not in declared:
                 raise SSUIError(f"{c['source']}: parameters cell must declare {r!r}")
-        chapters.append(Chapter(c["id"], src, c["source"], c["title"], c["reproduces"], declared))
+        chapters.append(Chapter(c["id"], src, c["source"], c["title"], c["reproduces"], declared,
+                                tuple(c.get("reads", []))))
     profiles = raw.get("profiles")
     if not isinstance(profiles, dict) or not profiles:
         raise SSUIError(f"{name}: profiles: expected at least one [profiles.NAME] table")
@@ -193,6 +232,12 @@ def _validate_profile(cfg: BookConfig, pname: str, prof: Any) -> None:
     for k in prof:
         if k not in ("description", "defaults", "chapters"):
             raise SSUIError(f"{where}.{k}: unknown key (allowed: description, defaults, chapters)")
+    if not isinstance(prof.get("description", ""), str):
+        raise SSUIError(f"{where}.description: expected a string, got {_type_name(prof['description'])}")
+    for k in ("defaults", "chapters"):
+        if not isinstance(prof.get(k, {}), dict):
+            raise SSUIError(f"{where}.{k}: expected a table ([profiles.{pname}.{k}]), got {_type_name(prof[k])} "
+                            f"({prof[k]!r})")
     for k, v in prof.get("defaults", {}).items():
         decl = [c for c in cfg.chapters if k in c.declared]
         if k in RESERVED:
@@ -241,7 +286,3 @@ def parse_set(items: list[str] | None, chapters: list[Chapter]) -> dict[str, Any
             check_type(value, c.declared[key], f"--set {key} (declared in {c.rel_source})")
         out[key] = value
     return out
-
-
-def stable_hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()

@@ -22,6 +22,8 @@ def _add_book(sub) -> None:
                      help="override a notebook parameter (TOML literal or plain string); repeatable")
     run.add_argument("--resume", action="store_true",
                      help="skip chapters whose source, parameters and library are unchanged since an ok run")
+    run.add_argument("--dry-run", action="store_true",
+                     help="run nothing: print for every selected chapter whether it would run or be skipped, and why")
     run.add_argument("--config", default="book.toml", help="path to book.toml (default: ./book.toml)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(func=_book_run)
@@ -33,9 +35,13 @@ def _add_book(sub) -> None:
 
 
 def _book_run(a) -> int:
-    from ssui_lib.book.runner import run_book
+    from ssui_lib.book.runner import plan_book, run_book
 
-    ids = [x.strip() for x in a.chapters.split(",") if x.strip()] if a.chapters else None
+    ids = [x.strip() for x in a.chapters.split(",") if x.strip()] if a.chapters is not None else None
+    if a.dry_run:
+        for c in plan_book(a.profile, config=a.config, chapters=ids, sets=a.set, resume=a.resume):
+            print(f"{c['id']} {'would run' if c['action'] == 'run' else 'skip':9s}  {c['reason']}")
+        return 0
     m = run_book(a.profile, config=a.config, chapters=ids, sets=a.set, resume=a.resume, progress=not a.no_progress)
     for cid, c in m["chapters"].items():
         extra = " (unchanged, skipped)" if c.get("resumed") else ""
