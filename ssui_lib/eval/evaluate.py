@@ -79,8 +79,12 @@ def check_meta(path: Path, meta: dict[str, Any]) -> None:
     atomic_write_text(mp, json.dumps(meta, indent=1, sort_keys=True) + "\n")
 
 
-def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, resume: bool = False) -> dict[str, dict]:
+def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, resume: bool = False,
+              redo: Callable[[dict], bool] | None = None) -> dict[str, dict]:
     """Rows of a JSONL file of ``{id, …}`` objects, by id, in file order.
+
+    ``redo(row)`` True marks a row that a later row of the same id may replace (an unscored verdict
+    that a rerun judged again); any other repeated id is an error.
 
     ``check(row)`` returns an error text or None. Errors name the file and line (malformed JSON,
     a bad row, a duplicate id). With ``resume=True`` a malformed *last* line without its newline (a
@@ -114,7 +118,7 @@ def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, r
         err = check(obj)
         if err:
             raise SSUIError(f"{p}:{n}: {err}")
-        if obj["id"] in rows:
+        if obj["id"] in rows and not (redo is not None and redo(rows[obj["id"]])):
             raise SSUIError(f"{p}:{n}: field 'id': duplicate id {obj['id']!r}")
         rows[obj["id"]] = obj
     return rows
@@ -268,7 +272,9 @@ def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.P
                     out_path: str | os.PathLike, *, mode: str = "response", progress: bool = False,
                     batch_size: int = 16, known_ids: set[str] | None = None) -> list[dict]:
     """Judge every sample's response into ``out_path`` (JSONL ``{id, safe, effective, scored,
-    explanation}``), resumably; returns the rows for ``samples`` in their order.
+    explanation}``), resumably; returns the rows for ``samples`` in their order. A rerun judges
+    again every row that is still unscored (``scored: false``, e.g. a transport error), appends the
+    new verdict (it supersedes the old row) and warns how many it retried.
 
     ``judge``: a Judge or a judge name. ``mode``: "response" (the final answer of a chain, else the
     whole text) or "path" (the whole text). ``known_ids``: every id of the dataset (ids of the
@@ -285,8 +291,11 @@ def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.P
     responses = read_responses(responses_path, samples, known_ids)
     out = Path(out_path)
     check_meta(out, {"kind": "verdicts", "judge": judge.name, "mode": mode})
-    done = read_rows(out, _verdict_row({s.id for s in samples}), resume=True)
-    todo = [s for s in samples if s.id not in done]
+    done = read_rows(out, _verdict_row({s.id for s in samples}), resume=True, redo=lambda r: not r["scored"])
+    todo = [s for s in samples if s.id not in done or not done[s.id]["scored"]]
+    retried = sum(s.id in done for s in todo)
+    if retried:
+        warnings.warn(f"{out}: retrying {retried} unscored row(s) of an earlier run", stacklevel=2)
     bar = _bar(len(todo), f"judge ({judge.name}, {mode})", progress)
     for batch in _batches(todo, batch_size):
         texts = [responses[s.id] if mode == "path" else answer_text(responses[s.id]) for s in batch]
@@ -344,7 +353,8 @@ def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts
               *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """metrics / by_category / over_refusal / unscored counts of judged samples (the metric part of
     :func:`evaluate`'s result). S / E / S&E and SR / ER / SER are over the IRS samples; the benign
-    twins give the over-refusal rate; unscored rows are left out of the rates and counted."""
+    twins give the over-refusal rate; an unscored row stays in the denominator as neither safe nor
+    effective, and each rate carries its scored-only value and the unscored count beside it."""
     from ssui_lib.eval.metrics import over_refusal, rates, rsbench_rates
 
     df = verdict_table(samples, verdicts)
