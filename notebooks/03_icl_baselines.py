@@ -63,7 +63,7 @@ import pandas as pd
 from IPython.display import display
 
 from ssui_lib.book import plots
-from ssui_lib.book.config import stable_hash
+from ssui_lib.core.store import cache_key
 from ssui_lib.core.chain import final_answer
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate, has_chain
@@ -97,7 +97,7 @@ for name in models:
     for k, ssui in ((0, "✗"), (icl_k, "✓")):
         settings = {"model": name, "judge": judge, "dataset": dataset, "limit": limit, "icl_k": k, "icl_by": icl_by,
                     "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n_boot": n_boot}
-        out = results_dir / f"{name.split(':')[0]}-k{k}-{stable_hash(settings)[:10]}.json"
+        out = results_dir / f"{name.split(':')[0]}-k{k}-{cache_key(settings)[:10]}.json"
         t0 = time.time()
         results[(name, ssui)] = evaluate(m, judge, dataset, out, icl_k=k, icl_by=icl_by, params=params,
                                          limit=limit or None, seed=seed, paths=False, n_boot=n_boot,

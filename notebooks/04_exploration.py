@@ -48,7 +48,6 @@ example_id = ""  # the sample of the tree figure; empty: the first with the most
 
 # %%
 import inspect
-import json
 import time
 from pathlib import Path
 
@@ -60,7 +59,6 @@ from ssui_lib.book import plots
 from ssui_lib.srpo import explore as ex
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.models import resolve_model
-from ssui_lib.core.schema import atomic_write_text
 from ssui_lib.book.widgets import BranchExplorer
 
 plots.paper_style()
@@ -100,21 +98,13 @@ print("…" + ex.step_prefix(ex_sample, 6)[-260:])
 
 # %%
 m = resolve_model(model)
-settings = ex.settings_key(cfg, m, ex.verdict_F, (s.id for s in pool))
-old = {t.get("stats", {}).get("settings") for t in ex.read_trees(trees_path)} - {settings}
-if old:  # explored with other parameters: keep that file under another name, start afresh
-    stale = trees_path.with_name(f"trees.stale-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
-    trees_path.replace(stale)
-    print(f"{trees_path} held trees explored with other settings; moved to {stale.name}")
-t0 = time.time()
-trees = ex.explore_to_file(m, samples, trees_path, cfg, exemplar_pool=pool, progress=False)
-explore_s = time.time() - t0
-stats = ex.statistics(trees)
-# the same summary `ssui explore` writes: chapter 05 reads the dataset and exemplar pool from it
-atomic_write_text(out_dir / "stats.json", json.dumps(
-    {"model": model, "model_info": m.describe(), "dataset": dataset, "shots_from": "bundled:train",
-     "limit": n_samples or None, "config": cfg.to_dict(), "complete": True, "wall_s": round(explore_s, 3),
-     "statistics": stats}, indent=1, ensure_ascii=False) + "\n")
+# trees.jsonl explored with other parameters is moved aside (trees.stale-<time>.jsonl) and redone;
+# stats.json is the same summary `ssui explore` writes: chapter 05 reads the dataset and pool from it
+trees, info = ex.run_exploration(m, samples, out_dir, cfg, model_name=model, dataset=dataset, exemplar_pool=pool,
+                                 shots_from="bundled:train", limit=n_samples or None, progress=False,
+                                 on_stale="reset")
+explore_s = info["wall_s"]
+stats = info["statistics"]
 print(f"{len(trees)} trees in {explore_s:.0f} s (0 s means every tree was already in {trees_path})")
 
 # %% [markdown]

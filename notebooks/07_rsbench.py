@@ -66,7 +66,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib.book import plots
-from ssui_lib.book.config import stable_hash
+from ssui_lib.core.store import cache_key
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate
 from ssui_lib.eval.judge import resolve_judge, validate_judge
@@ -153,7 +153,7 @@ def settings_out(label: str, name: str, k: int, data: str, lim: int, tag: str) -
     settings = {"model": name, "judge": judge, "dataset": data, "limit": lim, "icl_k": k, "icl_by": icl_by,
                 "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n_boot": n_boot}
     slug = "".join(c if c.isalnum() else "-" for c in label.lower())
-    return results_dir / tag / f"{slug}-{stable_hash(settings)[:10]}.json"
+    return results_dir / tag / f"{slug}-{cache_key(settings)[:10]}.json"
 
 
 rsbench, timings, loaded = {}, {}, {}

@@ -33,8 +33,7 @@ from ssui_lib.book.config import BookConfig, Chapter, load_config, parse_set, re
 from ssui_lib.book.params import check_values
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.lock import output_lock
-from ssui_lib.core.schema import atomic_write_text
-from ssui_lib.core.store import cache_key
+from ssui_lib.core.store import atomic_write_text, cache_key
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "papermill", "jupytext", "nbclient", "ipywidgets",
             "pandas", "numpy", "matplotlib", "seaborn", "openai", "datasets", "sentence-transformers",

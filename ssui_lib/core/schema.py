@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.store import atomic_write_text
 from ssui_lib.core.taxonomy import check_category
 
 # The six steps of SSUI's explainable chain, in order: (key, human-readable name).
@@ -244,45 +242,6 @@ def read_samples(path: str | os.PathLike, *, strict: bool = True) -> list[Sample
         seen[s.id] = n
         out.append(s)
     return out
-
-
-def atomic_write_dir(target: str | os.PathLike, write) -> Path:
-    """Fill a temporary sibling folder with ``write(tmp_folder)`` and rename it into place (an
-    existing folder is swapped out first and removed): readers see the old folder or the new one,
-    never half of one; a failing ``write`` leaves the target untouched. Returns the target."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        write(tmp)
-        old = None
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-            os.replace(target, old)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to path atomically (temporary file + rename): never half-written."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def dumps_jsonl(rows: Iterable[dict[str, Any]]) -> str:

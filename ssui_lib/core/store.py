@@ -1,5 +1,17 @@
-"""A content-addressed, append-only, resumable JSONL store for generations, API responses and
-judge verdicts.
+"""The durable run store every resumable step uses, and the project's one hash.
+
+* :func:`cache_key` — sha256 of the canonical JSON of a value (the only hash of settings, requests
+  and parameters in the library).
+* :func:`append_jsonl` — append rows durably (one write, flushed and fsync'ed).
+* :func:`read_jsonl` — read a JSONL file, ignoring (and on request cutting off) a torn last line
+  left by a killed run; any other bad line is an error naming file:line.
+* :func:`atomic_write_text` / :func:`atomic_write_dir` — write a file or a folder atomically.
+* :func:`check_settings` / :func:`guard_settings_file` — "was this run folder made with the same
+  settings?": an error naming the differing fields, or a reset, by choice.
+* :class:`JsonlCache` — a content-addressed key → value JSONL store for generations, API
+  responses and judge verdicts, built on the above.
+
+The cache:
 
 Each line is ``{"key": KEY, "value": VALUE}``; ``KEY`` is :func:`cache_key` of whatever fully
 determines the value (model, request, parameters, image content). Lines are only ever appended,
@@ -17,10 +29,13 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Literal, Mapping
 
 from ssui_lib.core.errors import SSUIError
 
@@ -80,11 +95,201 @@ def cache_key(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
 
 
-# ----------------------------------------------------------------------------- store
+# ----------------------------------------------------------------------------- atomic files
 
-def _parse_line(line: bytes) -> tuple[str, Any]:
-    """(key, value) of one stored line; ValueError if it is not a well-formed entry."""
-    obj = json.loads(line.decode("utf-8"))
+def atomic_write_dir(target: str | os.PathLike, write: Callable[[Path], Any]) -> Path:
+    """Fill a temporary sibling folder with ``write(tmp_folder)`` and rename it into place (an
+    existing folder is swapped out first and removed): readers see the old folder or the new one,
+    never half of one; a failing ``write`` leaves the target untouched. Returns the target."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+    try:
+        write(tmp)
+        old = None
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to path atomically (temporary file + rename): never half-written."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 1, **dumps_kw: Any) -> None:
+    """``obj`` as JSON (one trailing newline), written atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, **dumps_kw) + "\n")
+
+
+# ----------------------------------------------------------------------------- durable JSONL
+
+Tail = tuple[int, bytes]  # (byte offset, bytes) of a torn last line
+
+
+def append_text(path: str | os.PathLike, text: str, *, cut: Tail | None = None) -> None:
+    """Append ``text`` (whole lines) with one write, flushed and fsync'ed, on a line of its own.
+    ``cut`` — a torn tail found by :func:`read_jsonl` — is first cut off, only if the file still
+    ends with exactly those bytes."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    data = text.encode("utf-8")
+    with open(p, "a+b") as f:
+        if cut is not None:
+            offset, tail = cut
+            f.seek(offset)
+            if f.read() == tail:
+                f.truncate(offset)
+        size = f.seek(0, os.SEEK_END)
+        if size > 0:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":  # a valid last line that lost its newline
+                data = b"\n" + data
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> None:
+    """Append rows as JSON lines with one write, flushed and fsync'ed (a kill leaves at most a
+    torn last line, which :func:`read_jsonl` ignores)."""
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    if text:
+        append_text(path, text)
+
+
+def read_jsonl(path: str | os.PathLike, *, parse: Callable[[Any], Any] | None = None, what: str = "corrupt line",
+               repair: bool = False, warn: bool = True, missing_ok: bool = True) -> tuple[list[tuple[int, Any]], Tail | None]:
+    """The lines of a JSONL file as (line number, value), and the torn tail if there was one.
+
+    ``parse(obj)`` may transform each decoded value and raises ValueError for a malformed one. A
+    malformed *last* non-blank line is a write cut short by a kill: it is skipped (with a warning
+    when ``warn``) and returned as ``(offset, bytes)``; ``repair=True`` also cuts it off the file
+    now. Any other malformed line is an SSUIError "file:line: ``what`` (reason)". A missing file reads as empty
+    (an SSUIError when ``missing_ok`` is False)."""
+    p = Path(path)
+    if not p.exists():
+        if missing_ok:
+            return [], None
+        raise SSUIError(f"{p}: file not found")
+    raw = p.read_bytes()
+    lines = raw.split(b"\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    out: list[tuple[int, Any]] = []
+    offset = 0
+    for i, line in enumerate(lines):
+        if line.strip():
+            try:
+                obj = json.loads(line.decode("utf-8"))
+                if parse is not None:
+                    obj = parse(obj)
+            except (ValueError, UnicodeDecodeError) as e:
+                if i != last:
+                    raise SSUIError(f"{p}:{i + 1}: {what} ({e})") from None
+                if warn:
+                    warnings.warn(f"{p}:{i + 1}: ignoring a truncated last line (an interrupted run?); "
+                                  "it is redone", stacklevel=2)
+                tail = (offset, raw[offset:])
+                if repair:
+                    with open(p, "r+b") as f:
+                        f.seek(offset)
+                        if f.read() == tail[1]:
+                            f.truncate(offset)
+                    return out, None
+                return out, tail
+            out.append((i + 1, obj))
+        offset += len(line) + 1
+    return out, None
+
+
+# ----------------------------------------------------------------------------- same settings?
+
+def _normal(obj: Any) -> Any:
+    """JSON round trip (tuples → lists, paths → strings) so that saved and new settings compare."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def check_settings(where: str | os.PathLike, old: Mapping[str, Any] | None, new: Mapping[str, Any], *,
+                   on_mismatch: Literal["error", "reset"] = "error", reset: Callable[[], Any] | None = None,
+                   what: str = "other settings", hint: str = "use another output folder (or the same settings "
+                   "to resume)") -> bool:
+    """Was ``where`` made with the settings ``new``? ``old`` is what it recorded (None: nothing yet).
+
+    True when they agree (or nothing was recorded). Otherwise ``on_mismatch="error"`` raises an
+    SSUIError naming the first differing field and all of them; ``"reset"`` calls ``reset()`` (remove
+    or move the stale results) and returns False."""
+    if old is None:
+        return True
+    old, new = _normal(dict(old)), _normal(dict(new))
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if not diff:
+        return True
+    if on_mismatch == "reset":
+        if reset is not None:
+            reset()
+        return False
+    if on_mismatch != "error":
+        raise SSUIError(f"check_settings: on_mismatch must be 'error' or 'reset', not {on_mismatch!r}")
+    k = diff[0]
+    raise SSUIError(f"{where}: field '{k}': made with {what} ({old.get(k)!r} there, {new.get(k)!r} now; "
+                    f"differing: {', '.join(diff)}); {hint}")
+
+
+def read_settings(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings recorded in a JSON file, or None if there is none; SSUIError if unreadable."""
+    p = Path(path)
+    if not p.is_file():
+        return None
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SSUIError(f"{p}: not valid JSON (remove it, or its folder, to start afresh)") from None
+    if not isinstance(d, dict):
+        raise SSUIError(f"{p}: expected a JSON object of settings")
+    return d
+
+
+def guard_settings_file(path: str | os.PathLike, settings: Mapping[str, Any], *,
+                        on_mismatch: Literal["error", "reset"] = "error", reset: Callable[[], Any] | None = None,
+                        unreadable: Literal["error", "reset"] = "error", **kw: Any) -> bool:
+    """:func:`check_settings` against the settings recorded in the JSON file ``path``, then record
+    ``settings`` there (atomically). ``unreadable="reset"`` treats a corrupt file as a mismatch.
+    Returns True when the folder's earlier results may be kept."""
+    try:
+        old = read_settings(path)
+    except SSUIError:
+        if unreadable == "error":
+            raise
+        old = {"__unreadable__": True}
+    same = check_settings(path, old, settings, on_mismatch=on_mismatch, reset=reset, **kw)
+    if old != _normal(dict(settings)):
+        write_json(path, _normal(dict(settings)), sort_keys=True)
+    return same
+
+
+# ----------------------------------------------------------------------------- the cache
+
+def _parse_entry(obj: Any) -> tuple[str, Any]:
+    """(key, value) of one stored entry; ValueError if it is not a well-formed entry."""
     if not isinstance(obj, dict) or not isinstance(obj.get("key"), str) or "value" not in obj:
         raise ValueError('expected an object {"key": string, "value": ...}')
     return obj["key"], obj["value"]
@@ -114,26 +319,10 @@ class JsonlCache:
             self._load()
 
     def _load(self) -> None:
-        raw = self.path.read_bytes()
-        lines = raw.split(b"\n")
-        last_nonblank = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
-        offset = 0
-        for i, line in enumerate(lines):
-            if line.strip():
-                try:
-                    key, value = _parse_line(line)
-                except (ValueError, UnicodeDecodeError) as e:
-                    if i != last_nonblank:
-                        raise SSUIError(f"{self.path}:{i + 1}: corrupt cache line ({e})") from None
-                    warnings.warn(
-                        f"{self.path}:{i + 1}: ignoring a truncated or corrupt last line "
-                        f"(an interrupted run?); the next entry replaces it",
-                        stacklevel=3,
-                    )
-                    self._bad_tail = (offset, raw[offset:])
-                    break
-                self._data[key] = value
-            offset += len(line) + 1
+        # the corrupt tail is cut off before the next append (not now: a reader may only read)
+        rows, self._bad_tail = read_jsonl(self.path, parse=_parse_entry, what="corrupt cache line")
+        for _, (key, value) in rows:
+            self._data[key] = value
 
     # -- reading
     def get(self, key: str) -> Any | None:
@@ -175,20 +364,5 @@ class JsonlCache:
     def _append(self, text: str) -> None:
         """Append text on a line of its own; first cut off a corrupt tail left by a killed run
         (only if it is still exactly what we found at load time)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = text.encode("utf-8")
-        with open(self.path, "a+b") as f:
-            if self._bad_tail is not None:
-                offset, tail = self._bad_tail
-                f.seek(offset)
-                if f.read() == tail:
-                    f.truncate(offset)
-                self._bad_tail = None
-            size = f.seek(0, os.SEEK_END)
-            if size > 0:
-                f.seek(size - 1)
-                if f.read(1) != b"\n":  # a valid last line that lost its newline
-                    data = b"\n" + data
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        append_text(self.path, text, cut=self._bad_tail)
+        self._bad_tail = None

@@ -62,7 +62,8 @@ from ssui_lib.models.prompts import (
     QUERY_LABELS, TEXT_CHECK_LABELS, query_agent_prompt, reasoning_agent_prompt, text_only_prompt,
     text_safety_prompt,
 )
-from ssui_lib.core.schema import STEP_KEYS, STEPS, Category, Image, Provenance, Sample, atomic_write_text, dumps_jsonl
+from ssui_lib.core.schema import STEP_KEYS, STEPS, Category, Image, Provenance, Sample, dumps_jsonl
+from ssui_lib.core.store import atomic_write_text, guard_settings_file
 from ssui_lib.core.taxonomy import L1_CATEGORIES
 
 STAGES = ("query", "reasoning", "reflection", "text_safety", "summary", "revision")
@@ -753,18 +754,7 @@ def run_fingerprint(model_name: str, cfg: CurationConfig) -> str:
 
 
 def _check_config(out_dir: Path, settings: dict[str, Any]) -> None:
-    path = out_dir / "config.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise SSUIError(f"{path}: not valid JSON (remove the folder to start afresh)") from None
-        for k in sorted(set(old) | set(settings)):
-            if old.get(k) != settings.get(k):
-                raise SSUIError(f"{path}: field '{k}': this folder holds a run with {old.get(k)!r}, not "
-                                f"{settings.get(k)!r}; use another output folder (or the same settings to resume)")
-        return
-    atomic_write_text(path, json.dumps(settings, indent=1, ensure_ascii=False) + "\n")
+    guard_settings_file(out_dir / "config.json", settings, what="another run's settings")
 
 
 def run_curation(model: ChatModel, seeds: Sequence[Seed], out_dir: str | Path, cfg: CurationConfig = CurationConfig(),

@@ -39,7 +39,8 @@ from ssui_lib.core.chain import render_chain
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.data.images import resolve_path
 from ssui_lib.models.base import ImageRef, caption_text
-from ssui_lib.core.schema import STEP_KEYS, Sample, atomic_write_dir
+from ssui_lib.core.schema import STEP_KEYS, Sample
+from ssui_lib.core.store import atomic_write_dir
 
 _S = Value("string")
 HF_FEATURES = Features({

@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.core.schema import Sample, atomic_write_text
+from ssui_lib.core.schema import Sample
+from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, read_jsonl
 
 _STEP_LINE = re.compile(r"^\s*\**\s*Step\s+[1-6]\b", re.IGNORECASE | re.MULTILINE)
 DEFAULT_MAX_NEW_TOKENS = 256
@@ -66,17 +67,9 @@ def _meta_path(path: Path) -> Path:
 def check_meta(path: Path, meta: dict[str, Any]) -> None:
     """Record the settings of ``path`` beside it, or check that a resumed file used the same ones."""
     mp = _meta_path(path)
-    meta = json.loads(json.dumps(meta))  # normalise (tuples -> lists) for the comparison
-    if mp.exists() and path.exists():
-        try:
-            old = json.loads(mp.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = None
-        if old != meta:
-            diff = sorted(k for k in set(meta) | set(old or {}) if (old or {}).get(k) != meta.get(k))
-            raise SSUIError(f"{path}: made with other settings ({', '.join(diff) or 'unreadable ' + mp.name}); "
-                            "delete it (and its .meta.json) or choose another --out")
-    atomic_write_text(mp, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    if not path.exists():  # nothing to resume: (re)record the settings
+        mp.unlink(missing_ok=True)
+    guard_settings_file(mp, meta, hint="delete it (and its .meta.json) or choose another --out")
 
 
 def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, resume: bool = False,
@@ -87,32 +80,16 @@ def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, r
     that a rerun judged again); any other repeated id is an error.
 
     ``check(row)`` returns an error text or None. Errors name the file and line (malformed JSON,
-    a bad row, a duplicate id). With ``resume=True`` a malformed *last* line without its newline (a
-    write cut short by a kill) is cut off the file with a warning, and a missing file is empty.
+    a bad row, a duplicate id). With ``resume=True`` a malformed last line (a write cut short by a
+    kill) is cut off the file with a warning (``store.read_jsonl``), and a missing file is empty.
     """
     p = Path(path)
-    if not p.exists():
-        if resume:
-            return {}
-        raise SSUIError(f"{p}: file not found")
-    raw = p.read_bytes()
+    lines, torn = read_jsonl(p, what="malformed JSON", repair=resume, warn=resume, missing_ok=resume)
+    if torn is not None:  # not resuming: a bad last line is an error like any other
+        n = p.read_bytes()[:torn[0]].count(b"\n") + 1
+        raise SSUIError(f"{p}:{n}: malformed JSON (a truncated or corrupt line)")
     rows: dict[str, dict] = {}
-    lines = raw.split(b"\n")
-    offset = 0
-    for n, line in enumerate(lines, 1):
-        start, offset = offset, offset + len(line) + 1
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line.decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            if resume and n == len(lines) and not raw.endswith(b"\n"):
-                warnings.warn(f"{p}:{n}: dropping a truncated last line (an interrupted run); it is redone",
-                              stacklevel=2)
-                with open(p, "r+b") as f:
-                    f.truncate(start)
-                break
-            raise SSUIError(f"{p}:{n}: malformed JSON ({e})") from None
+    for n, obj in lines:
         if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
             raise SSUIError(f"{p}:{n}: field 'id': expected an object with a non-empty string id")
         err = check(obj)
@@ -122,24 +99,6 @@ def read_rows(path: str | os.PathLike, check: Callable[[dict], str | None], *, r
             raise SSUIError(f"{p}:{n}: field 'id': duplicate id {obj['id']!r}")
         rows[obj["id"]] = obj
     return rows
-
-
-def append_rows(path: str | os.PathLike, rows: Sequence[dict]) -> None:
-    """Append rows as JSON lines with one write, flushed and fsync'ed (the file ends in a newline)."""
-    if not rows:
-        return
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-    with open(p, "a+b") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":  # a complete last line that lost its newline
-                data = b"\n" + data
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _known(ids: set[str], what: str) -> Callable[[dict], str | None]:
@@ -242,7 +201,7 @@ def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.P
                 prompts.append(icl_prompt(s, [], image))
         gens = model.generate(prompts, params)
         rows = [{"id": s.id, "response": g[0].text} for s, g in zip(batch, gens)]
-        append_rows(out, rows)
+        append_jsonl(out, rows)
         done.update({r["id"]: r for r in rows})
         if bar is not None:
             bar.update(len(batch))
@@ -300,7 +259,7 @@ def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.P
     for batch in _batches(todo, batch_size):
         texts = [responses[s.id] if mode == "path" else answer_text(responses[s.id]) for s in batch]
         rows = [v.row() for v in judge.judge(batch, texts, mode=mode)]
-        append_rows(out, rows)
+        append_jsonl(out, rows)
         done.update({r["id"]: r for r in rows})
         if bar is not None:
             bar.update(len(batch))

@@ -47,7 +47,8 @@ import numpy as np
 import pandas as pd
 
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.core.schema import Sample, atomic_write_text
+from ssui_lib.core.schema import Sample
+from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file
 
 FILES = ("paths.jsonl", "paths.jsonl.meta.json", "path_verdicts.jsonl", "path_verdicts.jsonl.meta.json",
          "forced.jsonl", "result.json")
@@ -123,18 +124,13 @@ def adapter_fingerprint(adapter_dir: str | os.PathLike) -> str:
 def _check_fingerprint(out: Path, key: dict[str, Any]) -> None:
     """Remove the folder's result files when they were made with other weights or settings
     (``key``); record the new key."""
-    fp_file = out / "fingerprint.json"
-    key = json.loads(json.dumps(key, default=str))
-    old = None
-    if fp_file.is_file():
-        try:
-            old = json.loads(fp_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            old = None
-    if old != key:
+    def reset() -> None:
         for name in FILES:
             (out / name).unlink(missing_ok=True)
-        atomic_write_text(fp_file, json.dumps(key, sort_keys=True) + "\n")
+
+    if not (out / "fingerprint.json").is_file():  # results of unknown origin
+        reset()
+    guard_settings_file(out / "fingerprint.json", key, on_mismatch="reset", reset=reset, unreadable="reset")
 
 
 def _complete(path: Path, ids: Sequence[str]) -> bool:
@@ -178,7 +174,7 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
     returning one (called only when something is left to do)."""
     from ssui_lib.core.chain import final_verdict
     from ssui_lib.data.bundled import image_ref
-    from ssui_lib.eval.evaluate import append_rows, read_rows
+    from ssui_lib.eval.evaluate import read_rows
     from ssui_lib.models import SamplingParams
     from ssui_lib.models.prompts import chain_prompt
 
@@ -202,7 +198,7 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
                 gens = m.generate(prompts, params, prefixes=prefixes)
                 rows = [{"id": s.id, "response": FINAL_HEADER.strip() + g[0].text, "method": "greedy"}
                         for s, g in zip(batch, gens)]
-            append_rows(out, rows)
+            append_jsonl(out, rows)
             done.update({r["id"]: r for r in rows})
     return {s.id: done[s.id]["response"] for s in need}
 

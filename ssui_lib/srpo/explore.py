@@ -35,19 +35,19 @@ of samples explored together, and a resumed group can hold fewer samples.
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from ssui_lib.core.store import cache_key
 from ssui_lib.core.chain import final_verdict, render_chain, render_final, render_steps, step_header
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, ImageRef, Prompt, SamplingParams, caption_text
-from ssui_lib.core.schema import STEPS, Sample, atomic_write_text
+from ssui_lib.core.schema import STEPS, Sample
+from ssui_lib.core.store import append_jsonl, cache_key, check_settings, read_jsonl, write_json
 
 MODES = ("until_pair", "fixed_k")
 T_FINAL = len(STEPS) + 1  # T: v1..v6 are the steps, v7 the final verdict + answer
@@ -316,68 +316,78 @@ def explore(model: ChatModel, samples: Sequence[Sample], cfg: ExploreConfig = Ex
 
 # ----------------------------------------------------------------------------- the trees file
 
+def _parse_tree(obj: Any) -> dict[str, Any]:
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or "steps" not in obj:
+        raise ValueError("not a tree record {id, steps, ...}")
+    return obj
+
+
 def read_trees(path: str | os.PathLike, *, repair: bool = False) -> list[dict[str, Any]]:
     """The trees of a ``trees.jsonl``. A truncated or corrupt *last* line (a killed run) is ignored
     — and cut off the file when ``repair`` — any other bad line is an error naming file:line."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    raw = p.read_bytes()
-    lines = raw.split(b"\n")
-    last = max((n for n, ln in enumerate(lines) if ln.strip()), default=-1)
-    trees: list[dict[str, Any]] = []
-    offset = 0
-    for n, ln in enumerate(lines):
-        if ln.strip():
-            try:
-                t = json.loads(ln.decode("utf-8"))
-                if not isinstance(t, dict) or not isinstance(t.get("id"), str) or "steps" not in t:
-                    raise ValueError("not a tree record {id, steps, ...}")
-            except (ValueError, UnicodeDecodeError) as e:
-                if n != last:
-                    raise SSUIError(f"{p}:{n + 1}: corrupt tree record ({e})") from None
-                if repair:
-                    with open(p, "r+b") as f:
-                        f.truncate(offset)
-                break
-            trees.append(t)
-        offset += len(ln) + 1
-    return trees
-
-
-def _append_line(path: Path, obj: dict) -> None:
-    """Append one JSON line with a single write, flushed and fsync'ed (a kill leaves at most a
-    truncated last line, which read_trees ignores)."""
-    data = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
-    with open(path, "a+b") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size:
-            f.seek(size - 1)
-            if f.read(1) != b"\n":
-                data = b"\n" + data
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    rows, _ = read_jsonl(path, parse=_parse_tree, what="corrupt tree record", repair=repair, warn=False)
+    return [t for _, t in rows]
 
 
 def explore_to_file(model: ChatModel, samples: Sequence[Sample], path: str | os.PathLike,
                     cfg: ExploreConfig = ExploreConfig(), *, exemplar_pool: Sequence[Sample] = (),
-                    F: Verifier = verdict_F, progress: bool = True) -> list[dict[str, Any]]:
+                    F: Verifier = verdict_F, progress: bool = True, on_stale: str = "error") -> list[dict[str, Any]]:
     """Explore and append each tree to ``path`` as it finishes; resumable (samples already in the
-    file are skipped). Returns all trees of ``samples`` that the file holds, in sample order."""
+    file are skipped). Returns all trees of ``samples`` that the file holds, in sample order.
+
+    A file holding trees explored with other settings is an error (``on_stale="error"``) or is
+    moved aside to ``trees.stale-<time>.jsonl`` and explored afresh (``on_stale="reset"``)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     settings = settings_key(cfg, model, F, (s.id for s in exemplar_pool))
     done = {t["id"]: t for t in read_trees(p, repair=True)}
+
+    def move_aside() -> None:
+        stale = p.with_name(f"{p.stem}.stale-{time.strftime('%Y%m%d-%H%M%S')}{p.suffix}")
+        p.replace(stale)
+        done.clear()
+        warnings.warn(f"{p} held trees explored with other settings; moved to {stale.name}", stacklevel=3)
+
     for sid, t in done.items():
-        if t.get("stats", {}).get("settings") != settings:
-            raise SSUIError(f"{p}: tree {sid!r} was explored with other settings (model, mode, k, budget, "
-                            "temperature, exemplars…); use another output folder or delete the file")
+        if not check_settings(p, {"settings": t.get("stats", {}).get("settings")}, {"settings": settings},
+                              on_mismatch=on_stale, reset=move_aside,  # type: ignore[arg-type]
+                              what=f"other settings (tree {sid!r}: model, mode, k, budget, temperature, exemplars…)",
+                              hint="use another output folder or delete the file"):
+            break
     todo = [s for s in samples if s.id not in done]
     for tree in explore(model, todo, cfg, exemplar_pool=exemplar_pool, F=F, progress=progress, settings=settings):
-        _append_line(p, tree)
+        append_jsonl(p, [tree])
         done[tree["id"]] = tree
     return [done[s.id] for s in samples if s.id in done]
+
+
+def run_exploration(model: ChatModel, samples: Sequence[Sample], out_dir: str | os.PathLike,
+                    cfg: ExploreConfig = ExploreConfig(), *, model_name: str, dataset: str,
+                    exemplar_pool: Sequence[Sample] = (), shots_from: str = "bundled:train",
+                    limit: int | None = None, progress: bool = True,
+                    on_stale: str = "error") -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Explore ``samples`` into ``out_dir/trees.jsonl`` (resumable, see :func:`explore_to_file`) and
+    write ``out_dir/stats.json``: what was explored (model, dataset, exemplar pool, limit, config),
+    whether it is complete, the wall time and :func:`statistics`. ``ssui explore`` and chapter 04
+    both call this; ``ssui train --data DIR`` reads the dataset and the exemplar pool back from
+    stats.json. Returns (trees, stats)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trees_path, stats_path = out / "trees.jsonl", out / "stats.json"
+
+    def write_stats(trees: list[dict], complete: bool, wall: float) -> dict[str, Any]:
+        info = {"model": model_name, "model_info": model.describe(), "dataset": dataset, "shots_from": shots_from,
+                "limit": limit, "config": cfg.to_dict(), "complete": complete, "wall_s": round(wall, 3),
+                "statistics": statistics(trees)}
+        write_json(stats_path, info)
+        return info
+
+    t0 = time.perf_counter()
+    ids = {s.id for s in samples}
+    write_stats([t for t in read_trees(trees_path) if t["id"] in ids], False, 0.0)
+    trees = explore_to_file(model, samples, trees_path, cfg, exemplar_pool=exemplar_pool, progress=progress,
+                            on_stale=on_stale)
+    return trees, write_stats(trees, True, time.perf_counter() - t0)
 
 
 # ----------------------------------------------------------------------------- statistics and pairs
@@ -523,22 +533,12 @@ def _cmd_explore(a) -> int:
     if cfg.shots and not pool:
         raise SSUIError(f"--shots-from {a.shots_from}: no train-split samples to draw exemplars from")
     model = models.resolve_model(a.model)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    trees_path, stats_path = out / "trees.jsonl", out / "stats.json"
-
-    def write_stats(trees: list[dict], complete: bool, wall: float) -> None:
-        info = {"model": a.model, "model_info": model.describe(), "dataset": a.dataset, "shots_from": a.shots_from,
-                "limit": a.limit, "config": cfg.to_dict(), "complete": complete, "wall_s": round(wall, 3),
-                "statistics": statistics(trees)}
-        atomic_write_text(stats_path, json.dumps(info, indent=1, ensure_ascii=False) + "\n")
-
-    t0 = time.perf_counter()
+    trees_path = Path(a.out) / "trees.jsonl"
     before = {t["id"] for t in read_trees(trees_path)}
-    write_stats([t for t in read_trees(trees_path) if t["id"] in {s.id for s in samples}], False, 0.0)
-    trees = explore_to_file(model, samples, trees_path, cfg, exemplar_pool=pool, progress=not a.no_progress)
-    wall = time.perf_counter() - t0
-    write_stats(trees, True, wall)
+    trees, info = run_exploration(model, samples, a.out, cfg, model_name=a.model, dataset=a.dataset,
+                                  exemplar_pool=pool, shots_from=a.shots_from, limit=a.limit,
+                                  progress=not a.no_progress)
+    wall = info["wall_s"]
     st = statistics(trees)
     resumed = len(before & {s.id for s in samples})
     tpp = f"{st['tokens_per_pair']:.0f}" if st["tokens_per_pair"] else "-"

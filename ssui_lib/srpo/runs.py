@@ -21,19 +21,15 @@ from typing import Any
 import pandas as pd
 
 from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.store import check_settings, read_settings
 from ssui_lib.srpo.train import TrainConfig, config_key, data_fingerprint, load_exploration, load_trainable, train
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        d = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        return read_settings(path)
+    except SSUIError:
         return None
-    return d if isinstance(d, dict) else None
-
-
-def _normal(d: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(d, default=str))
 
 
 def finished_summary(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> dict[str, Any] | None:
@@ -42,26 +38,33 @@ def finished_summary(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str
     s = _read_json(out / "summary.json")
     if not s or not (out / "adapter" / "adapter_config.json").is_file():
         return None
-    if _normal(s.get("config", {})) != _normal(cfg.to_dict()) or s.get("data_fingerprint") != data_key:
+    if not check_settings(out, {**s.get("config", {}), "data": s.get("data_fingerprint")},
+                          {**cfg.to_dict(), "data": data_key}, on_mismatch="reset"):
         return None
     if not isinstance(s.get("steps"), int) or s["steps"] < s.get("planned_steps", s["steps"] + 1):
         return None
     return s
 
 
+def _recorded(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The configuration (the fields ``train`` checks on resume) and data fingerprint that the
+    folder's checkpoint, else its summary, records; None for an empty folder."""
+    ck = _read_json(out / "checkpoint.json")
+    if ck is not None:
+        return {**ck.get("config", {}), "data": ck.get("data")}
+    s = _read_json(out / "summary.json")
+    if s is not None:
+        return {**{k: v for k, v in s.get("config", {}).items() if k in config_key(cfg)},
+                "data": s.get("data_fingerprint")}
+    return None
+
+
 def is_stale(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> bool:
     """True when ``out_dir`` holds a checkpoint or summary of another configuration or other data
     (what ``train`` refuses to continue); fields that only decide when a run stops (max_steps,
     save_every) do not count."""
-    out = Path(out_dir)
-    ck = _read_json(out / "checkpoint.json")
-    if ck is not None:
-        return _normal(ck.get("config", {})) != _normal(config_key(cfg)) or ck.get("data") != data_key
-    s = _read_json(out / "summary.json")
-    if s is not None:
-        cfg_saved = {k: v for k, v in s.get("config", {}).items() if k in config_key(cfg)}
-        return _normal(cfg_saved) != _normal(config_key(cfg)) or s.get("data_fingerprint") != data_key
-    return False
+    return not check_settings(out_dir, _recorded(Path(out_dir), cfg), {**config_key(cfg), "data": data_key},
+                              on_mismatch="reset")
 
 
 def _wants_images(model_name: str) -> bool:
@@ -94,11 +97,9 @@ def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, ou
     done = finished_summary(out_dir, cfg, key)
     if done is not None:
         return {**done, "reused": True}
-    if is_stale(out_dir, cfg, key):
-        if not restart_stale:
-            raise SSUIError(f"{out_dir}: holds a run with another configuration or other data; delete it "
-                            "or pass restart_stale=True")
-        shutil.rmtree(out_dir)
+    check_settings(out_dir, _recorded(Path(out_dir), cfg), {**config_key(cfg), "data": key},
+                   on_mismatch="reset" if restart_stale else "error", reset=lambda: shutil.rmtree(out_dir),
+                   what="another configuration or other data", hint="delete it or pass restart_stale=True")
     cm = load_trainable(model_name)
     try:
         summary = train(cm, examples, cfg, out_dir, progress=progress)

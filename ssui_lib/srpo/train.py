@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.losses import VARIANTS, orpo_align_loss, ref_nll, sequence_logps, token_logps_from_logits
 from ssui_lib.models.base import Prompt
-from ssui_lib.core.schema import atomic_write_dir, atomic_write_text
+from ssui_lib.core.store import append_jsonl, atomic_write_dir, atomic_write_text, check_settings, read_jsonl, read_settings
 
 METHODS = ("srpo", "sft", "dpo", "orpo")
 # A text LM's attention + MLP projections (Llama / Qwen / SmolLM names); a VLM backend names its
@@ -532,15 +532,11 @@ def load_checkpoint(out: Path, cm, optimizer, cfg: TrainConfig, data_key: str) -
     pointer = out / "checkpoint.json"
     if not pointer.is_file():
         return None
-    meta = json.loads(pointer.read_text())
-    saved = meta.get("config", {})
-    mine = config_key(cfg)
-    for key in sorted(set(saved) | set(mine)):
-        if saved.get(key) != mine.get(key):
-            raise SSUIError(f"{out}: holds a run with a different configuration (field '{key}': "
-                            f"{saved.get(key)!r} there, {mine.get(key)!r} now); use another --out to start afresh")
-    if meta.get("data") != data_key:
-        raise SSUIError(f"{out}: holds a run on different training data; use another --out to start afresh")
+    meta = read_settings(pointer) or {}
+    check_settings(out, meta.get("config", {}), config_key(cfg), what="a different configuration",
+                   hint="use another --out to start afresh")
+    check_settings(out, {"data": meta.get("data")}, {"data": data_key}, what="different training data",
+                   hint="use another --out to start afresh")
     folder = out / meta["latest"]
     from peft.utils import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -558,16 +554,8 @@ def load_checkpoint(out: Path, cm, optimizer, cfg: TrainConfig, data_key: str) -
 
 def _read_log(path: Path, upto: int) -> list[dict[str, Any]]:
     """Log lines of steps ≤ ``upto`` (lines after the checkpoint, or a torn last line, are dropped)."""
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] <= upto:
-                rows.append(r)
-    return rows
+    rows, _ = read_jsonl(path, what="corrupt log line", warn=False)
+    return [r for _, r in rows if isinstance(r, dict) and isinstance(r.get("step"), int) and r["step"] <= upto]
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -624,31 +612,29 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
     t0 = time.perf_counter() - elapsed
     step = start
     try:
-        with log_path.open("a", encoding="utf-8") as logf:
-            while step < n_total:
-                idx = step_examples(len(examples), cfg, step)
-                lr = lr_at(step, cfg)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                parts = batch_objective(cm, cfg, [examples[i] for i in idx], backward=True)
-                grad_norm = None
-                if cfg.max_grad_norm is not None:
-                    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                rec = {"step": step, "loss": parts["loss"], "ref": parts["ref"], "align": parts["align"],
-                       "margin": parts["margin"], "lr": lr, "grad_norm": grad_norm, "examples": len(idx),
-                       "epoch": (step - 1) // steps_per_epoch(len(examples), cfg) + 1,
-                       "time": round(time.perf_counter() - t0, 3)}
-                logf.write(json.dumps(rec) + "\n")
-                logf.flush()
-                log.append(rec)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{parts['loss']:.4f}")
-                if step % cfg.save_every == 0 or step == n_total:
-                    save_checkpoint(out, cm, optimizer, step, cfg, time.perf_counter() - t0, data_key)
+        while step < n_total:
+            idx = step_examples(len(examples), cfg, step)
+            lr = lr_at(step, cfg)
+            for g in optimizer.param_groups:
+                g["lr"] = lr
+            parts = batch_objective(cm, cfg, [examples[i] for i in idx], backward=True)
+            grad_norm = None
+            if cfg.max_grad_norm is not None:
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            rec = {"step": step, "loss": parts["loss"], "ref": parts["ref"], "align": parts["align"],
+                   "margin": parts["margin"], "lr": lr, "grad_norm": grad_norm, "examples": len(idx),
+                   "epoch": (step - 1) // steps_per_epoch(len(examples), cfg) + 1,
+                   "time": round(time.perf_counter() - t0, 3)}
+            append_jsonl(log_path, [rec])
+            log.append(rec)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{parts['loss']:.4f}")
+            if step % cfg.save_every == 0 or step == n_total:
+                save_checkpoint(out, cm, optimizer, step, cfg, time.perf_counter() - t0, data_key)
     finally:
         if bar is not None:
             bar.close()
