@@ -154,13 +154,35 @@ def build_parser(argv: list[str] | None = None, *, all_groups: bool = False) -> 
     return p
 
 
+DEBUG_ENV = "SSUI_DEBUG"  # "1": let errors propagate with their traceback (for bug reports)
+
+
+def _one_line(e: BaseException) -> str:
+    """An error as one line: SSUIError as is; an OS or decoding error with its file and cause."""
+    if isinstance(e, SSUIError):
+        text = str(e)
+    elif isinstance(e, OSError) and e.filename is not None:
+        text = f"{e.filename}: {e.strerror or type(e).__name__}"
+    elif isinstance(e, UnicodeDecodeError):
+        text = f"input is not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+    else:
+        text = f"{type(e).__name__}: {e}"
+    return " ".join(text.split())  # newlines of a quoted message never break the one line
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every error from its input becomes one ``error: …`` line on stderr and
+    exit status 2 (130 on Ctrl-C), never a traceback (set SSUI_DEBUG=1 to see one)."""
+    import os
+
     parser = build_parser(argv)
     a = parser.parse_args(argv)
     try:
         return a.func(a)
-    except SSUIError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (SSUIError, OSError, UnicodeDecodeError, ValueError) as e:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        print(f"error: {_one_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

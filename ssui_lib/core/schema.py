@@ -155,6 +155,9 @@ def _parse_sample(d: Any, *, strict: bool) -> Sample:
     cat = d["category"]
     if not isinstance(cat, dict) or "l1" not in cat:
         raise SSUIError("field 'category': expected an object {l1, l2, l3}")
+    for k in ("l1", "l2", "l3"):
+        if cat.get(k) is not None and not isinstance(cat[k], str):
+            raise SSUIError(f"field 'category.{k}': expected a string, got {type(cat[k]).__name__}")
     category = Category(l1=cat.get("l1"), l2=cat.get("l2"), l3=cat.get("l3"))
     try:
         check_category(category.l1, category.l2 if strict else None, category.l3 if strict else None)
@@ -218,8 +221,15 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, Any]]:
     p = Path(path)
     if not p.exists():
         raise SSUIError(f"{p}: file not found")
-    with p.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    if p.is_dir():
+        raise SSUIError(f"{p}: is a directory, expected a JSONL file")
+    with p.open("rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SSUIError(f"{p}:{n}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                f"expected UTF-8 JSON lines") from None
             if not line.strip():
                 continue
             try:

@@ -57,7 +57,10 @@ def load_dataset(spec: str, image_dir: str | None = None) -> list[Sample]:
     if kind == "bundled":
         return load_bundled(arg or "all")
     if kind == "jsonl":
-        return read_samples(arg)
+        samples = read_samples(arg)
+        if not samples:
+            raise SSUIError(f"{arg}: no records (the file is empty); expected one JSON sample per line")
+        return samples
     try:
         from ssui_lib.data.loaders import LOADERS
     except ImportError:
@@ -71,14 +74,22 @@ def validate_file(path: str | Path, *, check_images: bool = False) -> list[Sampl
     """Read and validate a JSONL file of samples; with ``check_images`` also resolve every image
     source (relative ``file:`` paths against the file's folder). Errors name the file and line."""
     samples = read_samples(path)
+    if not samples:
+        raise SSUIError(f"{path}: no records (the file is empty); expected one JSON sample per line")
     if check_images:
+        from ssui_lib.data.images import load_image
+
         lines = {obj.get("id"): n for n, obj in iter_jsonl(path) if isinstance(obj, dict)}
         for s in samples:
             if s.image.source:
                 try:
                     resolve_path(s.image.source, Path(path).parent)
+                    load_image(s.image.source, Path(path).parent)  # decoded, not just found
                 except SSUIError as e:
                     raise SSUIError(f"{path}:{lines.get(s.id, '?')}: field 'image.source': {e}") from None
+                except (OSError, SyntaxError, ValueError) as e:  # PIL: not an image, truncated, ...
+                    raise SSUIError(f"{path}:{lines.get(s.id, '?')}: field 'image.source': {s.image.source!r} is not "
+                                    f"a decodable image ({type(e).__name__}: {str(e)[:120]})") from None
     return samples
 
 

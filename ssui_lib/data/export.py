@@ -186,6 +186,8 @@ EXPORT_FORMATS: tuple[str, ...] = ("hf", "trl")
 def export(samples: Sequence[Sample], to: str, out: str | os.PathLike, *, chain: bool = False,
            base_dir: str | Path | None = None) -> tuple[Path, int, Counter]:
     """Build the ``to`` export ("hf" or "trl") and save it atomically: (folder, rows, skipped by reason)."""
+    if not samples:
+        raise SSUIError(f"export to {out}: no records to export (an empty dataset); nothing written")
     if to == "hf":
         ds, skipped = to_hf_dataset(samples, base_dir), Counter()
     elif to == "trl":
