@@ -20,7 +20,7 @@ book: $(STAMP)
 	$(BIN)/ssui book build --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -rs tests  # -rs: list every skip (under CI=true a skip fails, see tests/conftest.py)
 
 # JupyterLab on the chapters (notebooks/*.py open as notebooks; saving writes the .py)
 lab: $(STAMP)
