@@ -1,7 +1,9 @@
 """JupyterLab on the book: installed, chapters open as notebooks through the server, saving writes the .py."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -61,22 +63,18 @@ def _get(url: str, data: bytes | None = None, method: str = "GET") -> dict:
         return json.loads(r.read().decode())
 
 
-@pytest.fixture
-def lab_server(tmp_path):
-    """JupyterLab on 127.0.0.1 over a copy of two chapters (so saving cannot touch the repository)."""
-    root = tmp_path / "book"
-    (root / "notebooks").mkdir(parents=True)
-    for name in ("00_setup.py", "04_exploration.py"):
-        shutil.copy(ROOT / "notebooks" / name, root / "notebooks" / name)
+@contextlib.contextmanager
+def running_lab(root: Path, tmp_path: Path, extra: list[str] | None = None):
+    """JupyterLab on 127.0.0.1 over ``root``, with config/runtime/settings folders under ``tmp_path``
+    (so nothing of the user's own Jupyter setup leaks in); yields its base URL."""
     port = _free_port()
-    env_dirs = {"JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
-                "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
-                "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
-    import os
-    env = {**os.environ, **env_dirs}
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "user-settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws")}
     cmd = lab.lab_command(root, port=port, open_browser=False,
-                          extra=["--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}"])
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                          extra=["--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={TOKEN}"] + list(extra or []))
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90
@@ -87,15 +85,27 @@ def lab_server(tmp_path):
             except (urllib.error.URLError, ConnectionError, OSError):
                 if proc.poll() is not None or time.time() > deadline:
                     proc.kill()
-                    raise AssertionError(f"JupyterLab did not start: {proc.stderr.read()[-2000:]}")
+                    raise AssertionError(f"JupyterLab did not start: {(tmp_path / 'jupyterlab.log').read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield base, root
+        yield base
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def lab_server(tmp_path):
+    """JupyterLab over a copy of two chapters (so saving cannot touch the repository)."""
+    root = tmp_path / "book"
+    (root / "notebooks").mkdir(parents=True)
+    for name in ("00_setup.py", "04_exploration.py"):
+        shutil.copy(ROOT / "notebooks" / name, root / "notebooks" / name)
+    with running_lab(root, tmp_path) as base:
+        yield base, root
 
 
 @pytest.mark.slow
