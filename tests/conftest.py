@@ -27,6 +27,7 @@ def pytest_runtest_makereport(item, call):
     if not (ci() and rep.skipped) or hasattr(rep, "wasxfail"):
         return
     reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    reason = reason.removeprefix("Skipped: ")
     rep.outcome = "failed"
     rep.longrepr = f"skipped under CI=true, which does not allow skips: {reason}"
 
