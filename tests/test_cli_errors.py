@@ -94,3 +94,27 @@ def test_debug_env_shows_the_traceback(files, monkeypatch):
     monkeypatch.setenv("SSUI_DEBUG", "1")
     with pytest.raises(SSUIError):
         main(["data", "validate", str(files / "empty.jsonl")])
+
+
+def test_a_second_command_on_the_same_output_refuses_naming_the_pid(files, capsys):
+    import subprocess
+    import sys
+
+    out = files / "responses.jsonl"
+    hold = ("import sys, time\nfrom ssui_lib.core.lock import output_lock\n"
+            "with output_lock(sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        for argv in (["generate", "--model", "embedded", "--dataset", "bundled:test", "--limit", "1", "--out", str(out)],
+                     ["data", "export", "--to", "hf", "--dataset", "bundled:test", str(out)]):
+            rc, err = run(capsys, *argv)
+            assert rc == 2 and err.count("\n") == 1
+            assert f"another run is writing this output (pid {p.pid} on " in err
+        assert not out.exists()
+    finally:
+        p.kill()
+        p.wait()
+    # the holder was killed: its lock is taken over and released again
+    rc, _ = run(capsys, "data", "export", "--to", "hf", "--dataset", "bundled:test", str(out))
+    assert rc == 0 and out.is_dir() and not (files / "responses.jsonl.lock").exists()

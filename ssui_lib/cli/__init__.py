@@ -155,6 +155,20 @@ def build_parser(argv: list[str] | None = None, *, all_groups: bool = False) -> 
 
 
 DEBUG_ENV = "SSUI_DEBUG"  # "1": let errors propagate with their traceback (for bug reports)
+# Commands whose --out is locked for the whole run (one writer per output; `book run` locks its
+# profile's run folder itself). A second run on the same output refuses at once, naming the pid.
+LOCKED_COMMANDS = ("generate", "judge", "eval", "explore", "train", "data")
+
+
+def _run_command(a) -> int:
+    """Run the parsed command, holding the lock of its --out when it writes one."""
+    from ssui_lib.core.lock import output_lock
+
+    out = getattr(a, "out", None)
+    if a.cmd not in LOCKED_COMMANDS or not isinstance(out, str) or not out:
+        return a.func(a)
+    with output_lock(out):
+        return a.func(a)
 
 
 def _one_line(e: BaseException) -> str:
@@ -178,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(argv)
     a = parser.parse_args(argv)
     try:
-        return a.func(a)
+        return _run_command(a)
     except (SSUIError, OSError, UnicodeDecodeError, ValueError) as e:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
