@@ -201,6 +201,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _print_fault_summary()
+
+
+def _print_fault_summary() -> None:
+    """The API faults the command met (429s, 5xx, timeouts, resets, malformed bodies), if any."""
+    api = sys.modules.get("ssui_lib.models.openai_compat")  # only if an API model was used
+    line = api.fault_summary() if api is not None else None
+    if line:
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -318,13 +318,96 @@ def backoff_delay(attempt: int, base: float, cap: float, retry_after: float | No
     return d
 
 
+# ----------------------------------------------------------------------------- settings and faults
+
+# Retry settings: an argument wins, else the environment variable, else the default.
+SETTINGS: dict[str, tuple[str, float]] = {
+    "timeout": ("SSUI_API_TIMEOUT", 60.0),  # seconds per request
+    "max_retries": ("SSUI_API_MAX_RETRIES", 4),  # retries after the first try
+    "backoff_base": ("SSUI_API_BACKOFF_BASE", 1.0),  # first wait (seconds), doubled per retry
+    "backoff_max": ("SSUI_API_BACKOFF_MAX", 30.0),  # longest wait (seconds)
+}
+
+
+def setting(name: str, value: float | None) -> float:
+    """A retry setting: ``value`` if given, else its environment variable, else the default."""
+    if value is not None:
+        return value
+    var, default = SETTINGS[name]
+    text = os.environ.get(var, "").strip()
+    if not text:
+        return default
+    try:
+        v = float(text)
+    except ValueError:
+        raise SSUIError(f"{var}={text!r}: expected a number") from None
+    if v < 0 or (name == "max_retries" and v != int(v)):
+        raise SSUIError(f"{var}={text!r}: expected a {'whole ' if name == 'max_retries' else ''}number >= 0")
+    return v
+
+
+_FAULTS: dict[str, int] = {}  # fault kind -> times seen in this process (every try, retried or not)
+_GAVE_UP: list[int] = [0]  # requests that failed after all their tries
+_FAULTS_LOCK = threading.Lock()
+
+
+def fault_kind(cause: str) -> str:
+    """A short class for a failed try's cause: "HTTP 429", "timeout", "connection", "malformed"."""
+    if cause.startswith("HTTP "):
+        return cause.split(":", 1)[0]
+    if cause.startswith("request timed out"):
+        return "timeout"
+    if cause.startswith("connection error"):
+        return "connection"
+    return "malformed"
+
+
+def _record_fault(cause: str) -> None:
+    with _FAULTS_LOCK:
+        k = fault_kind(cause)
+        _FAULTS[k] = _FAULTS.get(k, 0) + 1
+
+
+def _record_gave_up() -> None:
+    with _FAULTS_LOCK:
+        _GAVE_UP[0] += 1
+
+
+def fault_counts() -> dict[str, int]:
+    """Faults seen by every API model of this process, by kind, plus ``gave_up`` (requests that
+    failed after all their tries)."""
+    with _FAULTS_LOCK:
+        return {**dict(sorted(_FAULTS.items())), "gave_up": _GAVE_UP[0]}
+
+
+def reset_faults() -> None:
+    with _FAULTS_LOCK:
+        _FAULTS.clear()
+        _GAVE_UP[0] = 0
+
+
+def fault_summary() -> str | None:
+    """One line for the end of a command ("API faults seen: …"), or None when there were none."""
+    c = fault_counts()
+    gave_up = c.pop("gave_up")
+    if not c and not gave_up:
+        return None
+    seen = ", ".join(f"{k} x{n}" for k, n in c.items())
+    return (f"API faults seen: {seen or 'none'}; {gave_up} request(s) failed after all retries"
+            + (" (their items are unscored or missing and are retried on the next run)" if gave_up else
+               " (every one recovered on a retry)"))
+
+
 # ----------------------------------------------------------------------------- model
 
 class OpenAIChatModel(ChatModel):
     """A chat model behind an OpenAI-compatible endpoint (see the module docstring).
 
     ``max_retries`` is the number of retries after the first try. ``backoff_base`` and
-    ``backoff_max`` (seconds) shape the waits between tries; tests make them tiny.
+    ``backoff_max`` (seconds) shape the waits between tries; tests make them tiny. Each of these and
+``timeout`` defaults to its environment variable (``SSUI_API_MAX_RETRIES``, ``SSUI_API_BACKOFF_BASE``,
+``SSUI_API_BACKOFF_MAX``, ``SSUI_API_TIMEOUT``), else 4 retries, 1 s, 30 s and 60 s. Every failed
+try is tallied by kind for the process (:func:`fault_summary`, printed by the command line).
     """
 
     supports_prefix = True  # through vLLM's continue_final_message; not on api.openai.com
@@ -338,14 +421,17 @@ class OpenAIChatModel(ChatModel):
         api_key: str | None = None,
         api_key_env: str | None = None,
         concurrency: int = 4,
-        max_retries: int = 4,
-        timeout: float = 60.0,
+        max_retries: int | None = None,
+        timeout: float | None = None,
         cache: JsonlCache | None = None,
         supports_images: bool = True,
         *,
-        backoff_base: float = 1.0,
-        backoff_max: float = 30.0,
+        backoff_base: float | None = None,
+        backoff_max: float | None = None,
     ):
+        max_retries = int(setting("max_retries", max_retries))
+        timeout, backoff_base, backoff_max = (setting(k, v) for k, v in (
+            ("timeout", timeout), ("backoff_base", backoff_base), ("backoff_max", backoff_max)))
         if not model:
             raise SSUIError("OpenAIChatModel: 'model' is empty")
         if concurrency < 1:
@@ -428,13 +514,16 @@ class OpenAIChatModel(ChatModel):
                 cause, retryable = self._secret.scrub(verdict[0])[:500], verdict[1]
                 wait_s = _retry_after(exc)
             # Outside the except block: no exception (which may quote the key) is chained.
+            _record_fault(cause)
             if not retryable:
+                _record_gave_up()
                 raise TransportError(f"{self.name}: prompt {index}: {cause} (not retried)")
             if attempt < self.max_retries:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_max, wait_s)
                 log.warning("%s: prompt %d: %s; retry %d/%d in %.2fs",
                             self.name, index, cause, attempt + 1, self.max_retries, delay)
                 time.sleep(delay)
+        _record_gave_up()
         raise TransportError(f"{self.name}: prompt {index}: failed after {self.max_retries + 1} tries: {cause}")
 
     def generate(
