@@ -502,3 +502,30 @@ def test_rerun_retries_unscored_rows_and_says_how_many(tmp_path):
     assert [r["id"] for r in lines] == ["rail", "bleach", "rail-twin", "bleach"]  # appended, never rewritten
     table = verdict_table(SAMPLES, third)
     assert table["scored"].all()
+
+
+# ----------------------------------------------------------------------------- external data without its images
+
+def test_judge_siuo_file_without_image_folder(tmp_path):
+    import shutil
+
+    from pathlib import Path
+
+    from ssui_lib.cli import main
+    from ssui_lib.data.bundled import load_dataset
+
+    src = Path(__file__).parent / "fixtures" / "external" / "siuo" / "siuo_gen.json"
+    gen = tmp_path / "siuo_gen.json"
+    shutil.copy(src, gen)  # the JSON alone: no images/ folder beside it
+    with pytest.raises(SSUIError, match="no text description"):
+        load_dataset(f"siuo-gen:{gen}")  # a loader on its own still needs the pictures
+    ids = [f"siuo-gen-{r['question_id']}" for r in json.loads(gen.read_text())]
+    resp = tmp_path / "responses.jsonl"
+    resp.write_text("".join(json.dumps({"id": i, "response": "I'm sorry, but I can't help with that."}) + "\n"
+                            for i in ids))
+    out = tmp_path / "verdicts.jsonl"
+    with pytest.warns(UserWarning, match="loaded without them"):
+        assert main(["judge", "--judge", "offline-rules", "--dataset", f"siuo-gen:{gen}", "--responses", str(resp),
+                     "--out", str(out), "--no-progress"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ids and all(r["scored"] and r["safe"] for r in rows)

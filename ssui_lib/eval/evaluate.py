@@ -477,10 +477,16 @@ def _params(a):
         raise SSUIError(f"sampling parameters: {e}") from None
 
 
-def _load(a) -> tuple[list[Sample], list[Sample]]:
-    from ssui_lib.data.bundled import load_dataset
+def _load(a, *, pictures: bool = True) -> tuple[list[Sample], list[Sample]]:
+    """The dataset of ``--dataset``; ``pictures=False`` (a judge that never looks at them) loads an
+    external benchmark whose images are absent instead of refusing."""
+    from contextlib import nullcontext
 
-    all_samples = load_dataset(a.dataset, a.image_dir)
+    from ssui_lib.data.bundled import load_dataset
+    from ssui_lib.data.loaders.common import pictures_optional
+
+    with (nullcontext() if pictures else pictures_optional()):
+        all_samples = load_dataset(a.dataset, a.image_dir)
     return all_samples, apply_limit(all_samples, a.limit)
 
 
@@ -496,9 +502,9 @@ def _cmd_generate(a) -> int:
 def _cmd_judge(a) -> int:
     from ssui_lib.eval.judge import default_judge_cache_dir, resolve_judge
 
-    all_samples, samples = _load(a)
     judge = resolve_judge(a.judge, cache_dir=a.cache_dir or default_judge_cache_dir(), n=a.judge_n,
                           max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
+    all_samples, samples = _load(a, pictures=judge.looks_at_images)
     rows = judge_responses(judge, samples, a.responses, a.out, mode=a.mode, progress=not a.no_progress,
                            known_ids={s.id for s in all_samples})
     n_un = sum(not r["scored"] for r in rows)

@@ -17,6 +17,8 @@ import json
 import re
 import warnings
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -255,9 +257,25 @@ def _caption_mode_refusal(path: Path, root: Path, drafts: list[Draft], benchmark
             f"has no '{missing.description_field}'; {tail}")
 
 
+_PICTURES_OPTIONAL: ContextVar[bool] = ContextVar("pictures_optional", default=False)
+
+
+@contextmanager
+def pictures_optional():
+    """Within this block, a file whose images are all absent (no ``image_dir`` given) loads
+    without them even when the benchmark has no description of its pictures: for a consumer that
+    never looks at pixels (a text-only judge). Each picture gets a placeholder caption."""
+    token = _PICTURES_OPTIONAL.set(True)
+    try:
+        yield
+    finally:
+        _PICTURES_OPTIONAL.reset(token)
+
+
 def resolve_images(path: Path, drafts: list[Draft], image_dir: str | Path | None, benchmark: str) -> list[Path | None]:
     """A file per draft, or all None in caption mode: when no ``image_dir`` is given, none of the
-    images is found and every draft has a text description of its picture (one warning says so)."""
+    images is found and every draft has a text description of its picture (one warning says so),
+    or the caller does not need pictures (:func:`pictures_optional`)."""
     if image_dir and not Path(image_dir).is_dir():
         raise SSUIError(f"{path}: image folder {image_dir} not found")
     roots = [Path(image_dir) if image_dir else (d.root or path.parent) for d in drafts]
@@ -265,6 +283,10 @@ def resolve_images(path: Path, drafts: list[Draft], image_dir: str | Path | None
     root = roots[0] if roots else path.parent
     if drafts and image_dir is None and all(f is None for f in found):
         refusal = _caption_mode_refusal(path, root, drafts, benchmark)
+        if refusal and _PICTURES_OPTIONAL.get():
+            warnings.warn(f"{path}: no images found under {root}; loaded without them (their consumer never "
+                          "looks at pictures)", UserWarning, stacklevel=4)
+            return [None] * len(drafts)
         if refusal:
             raise SSUIError(refusal)
         fields = sorted({d.description_field for d in drafts if d.description_field})
