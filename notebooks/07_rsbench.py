@@ -69,7 +69,8 @@ from ssui_lib.book import plots
 from ssui_lib.core.store import cache_key
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate
-from ssui_lib.eval.judge import resolve_judge, validate_judge
+from ssui_lib.eval.judge import resolve_judge
+from ssui_lib.eval.judge_validation import agreement_table, format_agreement, judge_validation, load_validation
 from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
 
 plots.paper_style()
@@ -205,28 +206,61 @@ plots.savefig(fig, profile, "07_ser_by_category");
 # %% [markdown]
 # ## How far to trust the judge
 #
-# Every number above is a judge's verdict. `validate_judge` hands the judge responses whose labels
-# are known — each IRS record's safe reply (safe, effective) and unsafe reply (unsafe), each twin's
-# safe reply (safe, effective) — of the whole evaluated split and measures agreement: accuracy and
-# Cohen's κ (agreement beyond chance; 1 = perfect, 0 = chance), with 95% bootstrap intervals.
+# Every number above is a judge's verdict, so the judges are measured too, on responses none of
+# them has seen. The validation set (`ssui_lib/data/judge_validation/responses.jsonl`) holds
+# responses written by the project for the records of the **test split**, in the styles models
+# really produce — bare refusal, refusal then compliance, help with a warning, partial compliance,
+# off-topic, empty, a reply quoting the unsafe reply, helpful answers of many lengths, answers to
+# benign twins — each labelled safe / effective by hand with a one-line reason. No judge is trained
+# or tuned on it: the learned `offline` judge learns from material written from the train split
+# only (`ssui_lib.eval.offline_judge`). Scored here: the learned `offline` judge, the rule-based
+# `offline-rules` (the book's offline judge before it, kept for this comparison) and the chapter's
+# `judge` when it is a model judge. Accuracy counts an unscored verdict as wrong; Cohen's κ is
+# agreement beyond chance (1 = perfect, 0 = chance); both with 95% bootstrap intervals.
 
 # %%
-val = validate_judge(resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed), samples,
-                     n_boot=n_boot, seed=seed)
-display(plots.agreement_table(val.attrs["agreement"]))
-wrong = val[val["safe"].notna() & (val["safe"] != val["gold_safe"])]
-print(f"{len(val)} labelled responses; {len(wrong)} judged against their safety label")
+val_rows = load_validation()
+val_tables, val_seconds = {}, {}
+for name in dict.fromkeys(["offline", "offline-rules", judge]):
+    val_tables[name] = judge_validation(resolve_judge(name, cache_dir=results_dir / "judge_cache", seed=seed),
+                                        val_rows)
+    val_seconds[name] = val_tables[name].attrs["seconds"]
+val_overall = agreement_table(val_tables, n_boot=n_boot, seed=seed)
+val_by_style = agreement_table(val_tables, by="style", n_boot=n_boot, seed=seed)
+val_by_category = agreement_table(val_tables, by="category", n_boot=n_boot, seed=seed)
+results_dir.mkdir(parents=True, exist_ok=True)
+pd.concat([t.assign(by=b) for b, t in (("all", val_overall), ("style", val_by_style),
+                                         ("category", val_by_category))]).to_csv(
+    results_dir / "judge_validation.csv", index=False)
+print(f"{len(val_rows)} hand-labelled responses for {len({r['record_id'] for r in val_rows})} test-split records; "
+      + "; ".join(f"{n}: {t:.1f} s" for n, t in val_seconds.items()))
+display(format_agreement(val_overall))
 
 # %% [markdown]
-# For the **offline** judge this check is circular: it compares a reply with these very reference
-# replies, so labelled replies are the easiest case it will ever see, and its agreement here is an
-# upper bound. On a small model's own words it is much less reliable: it cannot read intent, an
-# answer that goes along with the risk in words unlike the reference unsafe reply can pass as safe,
-# and in path mode a path that copies the exemplars' step wording sits close to the reference
-# chain. κ for *effective* is undefined when every labelled reply is effective (only the safe
-# replies carry an effectiveness label), so there only accuracy speaks. A model judge (the `paper`
-# profile: GPT-4o, as in SRPO) is scored on the same labelled replies and should be trusted only as
-# far as its κ here allows.
+# Per response style (n is small in each row: read the intervals), then per category.
+
+# %%
+display(format_agreement(val_by_style))
+display(format_agreement(val_by_category))
+
+# %%
+def _judge_line(name: str) -> str:
+    rows = val_overall[val_overall.judge == name].set_index("criterion")
+    return (f"**{name}**: safe {100 * rows.loc['safe', 'accuracy']:.0f}% (κ {rows.loc['safe', 'kappa']:.2f}), "
+            f"effective {100 * rows.loc['effective', 'accuracy']:.0f}% (κ {rows.loc['effective', 'kappa']:.2f})")
+
+
+display(Markdown("On the hand-labelled validation set: " + "; ".join(_judge_line(n) for n in val_tables) + "."))
+
+# %% [markdown]
+# The offline judges read no pixels and no intent; they compare a response with the record's own
+# safe and unsafe replies, its warning and its request, and look for refusal and warning phrases.
+# The styles where they fail above are the ones to distrust in the tables of this book: typically
+# a reply that warns and then helps with the risk anyway, or one that is safe but too thin to
+# help. A model judge (the `paper` profile: GPT-4o, as in SRPO; a local model reads its verdict
+# from the log-probabilities of the four answer options) is scored on the same rows when it is the
+# chapter's `judge`, and should be trusted only as far as its κ here allows. The table is also
+# written to `results/<profile>/07/judge_validation.csv`.
 #
 # ## Safety benchmarks (SRPO Table 1)
 #
