@@ -194,3 +194,29 @@ with pd.option_context("display.max_colwidth", 260):
 total = sum(timings.values())
 print(f"generation + judging: {total:.0f} s in all; " +
       "; ".join(f"{n} SSUI {s}: {t:.0f} s" for (n, s), t in timings.items()))
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("03.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("03.1", answer)
+
+# %%
+show("03.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("03.2", answer)

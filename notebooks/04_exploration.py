@@ -28,6 +28,25 @@
 # `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are
 # spent) and `fixed_k` (the RPO code SRPO's hyperparameters come from: exactly k per step).
 
+# %% [markdown]
+# The equations of this chapter (SRPO §3.2, as numbered there): a reasoning path, the sampler B given the question and the exemplars D_c, the outcome F and the branches Ω sampled after the prefix τ₁:ᵢ₋₁ at temperature T.
+#
+# $$
+# \tau = (v_0 \rightarrow v_1 \rightarrow \dots \rightarrow v_T) \tag{1}
+# $$
+#
+# $$
+# \tau \sim B(\cdot \mid Q, D_c) \tag{2}
+# $$
+#
+# $$
+# \mathcal{F}(\tau) = \begin{cases} 1, & \text{if } A \in v_T \\ 0, & \text{otherwise} \end{cases} \tag{3}
+# $$
+#
+# $$
+# \Omega \sim B(\cdot \mid Q, D_c, \tau_{1:i-1} \mid T) \tag{4}
+# $$
+
 # %% tags=["parameters"]
 profile = "smoke"
 model = "embedded"  # embedded, hf:PATH, hf:PATH+adapter:PATH, openai-compatible:URL#MODEL (with prefix support)
@@ -229,3 +248,29 @@ display(HTML(explorer.summary()))
 
 # %%
 print(f"exploration {explore_s:.0f} s; trees in {trees_path}")
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("04.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("04.1", answer)
+
+# %%
+show("04.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("04.2", answer)

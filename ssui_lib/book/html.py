@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from ssui_lib.book.search import index_script, page_text
 from ssui_lib.core.errors import SSUIError
 
 # ----------------------------------------------------------------------------- JS assets
@@ -135,193 +136,27 @@ def parse_chapters(chapters: list[dict]) -> list[Chapter]:
 
 # ----------------------------------------------------------------------------- page shell
 
-BOOK_CSS = """\
-:root { --ssui-sidebar: 17rem; --ssui-accent: #1a5fb4; --ssui-muted: #5e6470; }
-body.ssui-page { margin: 0; padding: 0 0 0 var(--ssui-sidebar); overflow: visible;
-  font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-.ssui-sidebar { position: fixed; top: 0; left: 0; bottom: 0; width: var(--ssui-sidebar);
-  box-sizing: border-box; overflow-y: auto; padding: 1.2rem 1rem; background: #f6f7f9;
-  border-right: 1px solid #dde1e6; font-size: 14px; line-height: 1.4; }
-.ssui-sidebar .ssui-home { display: block; font-weight: 700; font-size: 16px; color: #111;
-  text-decoration: none; margin-bottom: .2rem; }
-.ssui-sidebar .ssui-profile { color: var(--ssui-muted); font-size: 12px; margin-bottom: 1rem; }
-.ssui-sidebar ol { list-style: none; margin: 0; padding: 0; }
-.ssui-sidebar li a { display: block; padding: .35rem .5rem; border-radius: 4px; color: #222;
-  text-decoration: none; }
-.ssui-sidebar li a:hover { background: #e8ebef; }
-.ssui-sidebar li.ssui-not-run a { color: var(--ssui-muted); font-style: italic; }
-.ssui-sidebar li.ssui-current a { background: var(--ssui-accent); color: #fff; font-weight: 600; }
-.ssui-num { display: inline-block; min-width: 1.8em; font-variant-numeric: tabular-nums; }
-main.ssui-main { max-width: 62rem; margin: 0 auto; padding: 1.5rem 2rem 3rem; box-sizing: border-box; }
-.ssui-chapter-head { border-bottom: 1px solid #dde1e6; margin-bottom: 1rem; padding-bottom: .6rem;
-  color: var(--ssui-muted); font-size: 13px; }
-.ssui-chapter-head h1 { color: #111; font-size: 1.6rem; margin: 0 0 .3rem; }
-.ssui-banner { border-left: 4px solid #c01c28; background: #fdecee; padding: .6rem 1rem; margin: 1rem 0; }
-.ssui-banner.ssui-info { border-color: var(--ssui-accent); background: #eaf1fb; }
-.ssui-pager { display: flex; justify-content: space-between; gap: 1rem; margin-top: 2.5rem;
-  padding-top: 1rem; border-top: 1px solid #dde1e6; }
-.ssui-pager a { color: var(--ssui-accent); text-decoration: none; max-width: 48%; }
-.ssui-pager a[rel="next"] { margin-left: auto; text-align: right; }
-.ssui-pager small { display: block; color: var(--ssui-muted); }
-table.ssui-toc { border-collapse: collapse; width: 100%; margin-top: 1rem; }
-table.ssui-toc th, table.ssui-toc td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid #dde1e6;
-  vertical-align: top; }
-table.ssui-toc a { color: var(--ssui-accent); text-decoration: none; }
-table.ssui-toc a:hover { text-decoration: underline; }
-table.ssui-toc th { font-size: 13px; color: var(--ssui-muted); }
-@media (max-width: 800px) { body.ssui-page { padding-left: 0; }
-  .ssui-sidebar { position: static; width: auto; border-right: 0; border-bottom: 1px solid #dde1e6; } }
-"""
+# The page templates, the stylesheet and the search script are files in ``templates/`` (package data).
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+NAV_TEMPLATES = ("sidebar.html.j2", "pager.html.j2", "head.html.j2", "shell.html.j2", "index_body.html.j2",
+                 "not_run_body.html.j2")
 
-# Pieces shared by every page; rendered with Jinja's autoescaping.
-NAV_TEMPLATES = {
-    "sidebar.html.j2": """\
-<nav class="ssui-sidebar" aria-label="Table of contents">
-<a class="ssui-home" href="index.html">{{ title }}</a>
-<div class="ssui-profile">profile: {{ profile }}</div>
-<ol>
-{%- for c in chapters %}
-<li{% if c.id == current or not ran[c.id] %} class="{{ 'ssui-current' if c.id == current }}{{ ' ssui-not-run' if not ran[c.id] }}"{% endif %}>
-<a href="{{ c.href }}"{% if c.id == current %} aria-current="page"{% endif %}>
-<span class="ssui-num">{{ c.id }}</span> {{ c.title }}</a></li>
-{%- endfor %}
-</ol>
-</nav>
-""",
-    "pager.html.j2": """\
-<nav class="ssui-pager" aria-label="Previous and next chapter">
-{%- if prev %}
-<a rel="prev" href="{{ prev.href }}"><small>&larr; previous</small>{{ prev.title }}</a>
-{%- endif %}
-{%- if next %}
-<a rel="next" href="{{ next.href }}"><small>next &rarr;</small>{{ next.title }}</a>
-{%- endif %}
-</nav>
-""",
-    "head.html.j2": """\
-<header class="ssui-chapter-head">
-{%- if show_title %}
-<h1>{{ chapter.id }} &middot; {{ chapter.title }}</h1>
-{%- else %}
-<div><strong>Chapter {{ chapter.id }}</strong> &middot; {{ chapter.title }}</div>
-{%- endif %}
-{%- if chapter.reproduces and chapter.reproduces not in ('-', '–') %}
-<div>Reproduces: {{ chapter.reproduces }}</div>
-{%- endif %}
-<div>profile {{ profile }}{% if ran_at %} &middot; executed {{ ran_at }}{% endif %}{% if duration %} in {{ duration }}{% endif %}</div>
-</header>
-{%- if failed %}
-<div class="ssui-banner">This chapter stopped with an error when it was run; the output below ends at the failing cell.</div>
-{%- endif %}
-""",
-    # The standalone shell: the index page and "not run yet" pages (no notebook to render).
-    "shell.html.j2": """\
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<title>{{ page_title }}</title>
-<link rel="stylesheet" href="{{ css }}">
-</head>
-<body class="ssui-page">
-{{ sidebar }}
-<main class="ssui-main">
-{{ body }}
-{{ pager }}
-</main>
-</body>
-</html>
-""",
-    "index_body.html.j2": """\
-<h1>{{ title }}</h1>
-<p>Executed notebooks of the <strong>{{ profile }}</strong> profile, rendered for reading offline.</p>
-<table class="ssui-toc">
-<thead><tr><th>Chapter</th><th>Reproduces</th><th>Status</th></tr></thead>
-<tbody>
-{%- for c in chapters %}
-<tr><td><a href="{{ c.href }}"><span class="ssui-num">{{ c.id }}</span> {{ c.title }}</a></td>
-<td>{{ c.reproduces or '–' }}</td><td>{{ 'executed' if ran[c.id] else 'not run yet' }}</td></tr>
-{%- endfor %}
-</tbody>
-</table>
-""",
-    "not_run_body.html.j2": """\
-<div class="ssui-banner ssui-info">This chapter has <strong>not run yet</strong> in the {{ profile }} profile
-(no executed notebook at <code>{{ chapter.notebook }}</code>).
-Run it with <code>ssui book run --profile {{ profile }} --chapters {{ chapter.id }}</code>, then rebuild.</div>
-""",
-}
+
+def _template_text(name: str) -> str:
+    return (TEMPLATES_DIR / name).read_text(encoding="utf-8")
 
 
 def _jinja_env():
     import jinja2
 
     return jinja2.Environment(
-        loader=jinja2.DictLoader(NAV_TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, undefined=jinja2.StrictUndefined
     )
 
 
-# The nbconvert template for a chapter page: the stock `lab` template with local JavaScript,
-# MathJax 3 instead of the CDN MathJax 2 block, no mermaid loader (it imports from a CDN) and
-# the book's sidebar, chapter header and pager around the notebook.
-CHAPTER_TEMPLATE = """\
-{%- extends 'index.html.j2' -%}
-{%- block html_head_js_requirejs -%}
-<script>window.__jupyter_widgets_assets_path__ = "{{ resources.ssui.widgets_assets }}";</script>
-<script src="{{ resources.require_js_url }}" data-jupyter-widgets-cdn="{{ resources.ssui.widgets_cdn }}"></script>
-{%- endblock html_head_js_requirejs -%}
-{%- block extra_css -%}
-<link rel="stylesheet" href="{{ resources.ssui.css }}">
-{%- endblock extra_css -%}
-{%- block html_head_js_mathjax -%}
-<script>
-(function () {
-  // ipywidgets typesets widget labels through the MathJax 2 API (MathJax.Hub.Queue), which
-  // MathJax 3 does not have: a small Hub that forwards to typesetPromise (queued until ready).
-  var pending = [];
-  function hub() {
-    return {Queue: function (job) {
-      var el = Array.isArray(job) ? job[2] : undefined;
-      if (window.MathJax && window.MathJax.typesetPromise) {
-        window.MathJax.typesetPromise(el ? [el] : undefined).catch(function () {});
-      } else {
-        pending.push(el);
-      }
-    }};
-  }
-  window.MathJax = {
-    tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
-          processEscapes: true, processEnvironments: true, tags: 'ams'},
-    options: {ignoreHtmlClass: 'jp-CodeCell', processHtmlClass: 'jp-RenderedMarkdown|jp-RenderedLatex|jupyter-widgets'},
-    svg: {fontCache: 'global'},
-    startup: {ready: function () {
-      window.MathJax.startup.defaultReady();
-      window.MathJax.Hub = hub();
-      window.MathJax.startup.promise.then(function () {
-        pending.forEach(function (el) { window.MathJax.Hub.Queue(['Typeset', null, el]); });
-        pending = [];
-      });
-    }}
-  };
-  window.MathJax.Hub = hub();
-}());
-</script>
-<script src="{{ resources.mathjax_url }}" defer></script>
-{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-{%- block body_header -%}
-<body class="jp-Notebook ssui-page" data-jp-theme-light="true" data-jp-theme-name="JupyterLab Light">
-{{ resources.ssui.sidebar }}
-<main class="ssui-main">
-{{ resources.ssui.head }}
-{%- endblock body_header -%}
-{%- block body_footer -%}
-{{ resources.ssui.pager }}
-</main>
-</body>
-{%- endblock body_footer -%}
-"""
+# The nbconvert template for a chapter page (templates/ssui_chapter.html.j2): the stock `lab`
+# template with local JavaScript, MathJax 3 instead of the CDN MathJax 2 block, no mermaid loader
+# (it imports from a CDN) and the book's sidebar, chapter header and pager around the notebook.
 
 
 def _html_exporter(js_urls: dict[str, str]):
@@ -331,7 +166,7 @@ def _html_exporter(js_urls: dict[str, str]):
 
     return HTMLExporter(
         template_name="lab",
-        extra_loaders=[jinja2.DictLoader({"ssui_chapter.html.j2": CHAPTER_TEMPLATE})],
+        extra_loaders=[jinja2.FileSystemLoader(TEMPLATES_DIR)],
         template_file="ssui_chapter.html.j2",
         require_js_url=js_urls["requirejs"],
         widget_renderer_url=js_urls["@jupyter-widgets/html-manager"],
@@ -450,13 +285,73 @@ def _write(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: str, js_urls: dict[str, str]) -> None:
+def lab_css() -> str:
+    """nbconvert's JupyterLab stylesheet (index.css + the light theme), from its installed lab template."""
+    from jupyter_core.paths import jupyter_path
+
+    for folder in jupyter_path("nbconvert", "templates", "lab", "static"):
+        base = Path(folder)
+        if (base / "index.css").is_file() and (base / "theme-light.css").is_file():
+            return (base / "index.css").read_text(encoding="utf-8") + "\n" + \
+                (base / "theme-light.css").read_text(encoding="utf-8")
+    raise SSUIError("HTML book: nbconvert's lab template stylesheet (static/index.css) not found; "
+                    "reinstall nbconvert (scripts/setup_env.sh)")
+
+
+def number_figures(nb, chapter_id: str) -> int:
+    """Number the chapter's figures (outputs that ``plots.savefig`` marked with ``ssui_figure``) and
+    put a caption under each: "Figure 05.2. <caption>". Returns how many there are."""
+    import html as _html
+
+    import nbformat
+
+    k = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for out in cell.get("outputs", []):
+            outputs.append(out)
+            fig = (out.get("metadata") or {}).get("ssui_figure")
+            if not fig:
+                continue
+            k += 1
+            caption = _html.escape(str(fig.get("caption") or fig.get("name") or ""))
+            outputs.append(nbformat.v4.new_output("display_data", data={"text/html": (
+                f'<p class="ssui-figcaption" id="figure-{chapter_id}-{k}">'
+                f'<strong>Figure {chapter_id}.{k}.</strong> {caption}</p>')}))
+        cell.outputs = outputs
+    return k
+
+
+def add_solutions(nb):
+    """A teacher's copy of an executed chapter: after each cell that runs ``check("NN.M", …)``, a
+    Markdown cell with that exercise's reference solution (its source in ``book/exercises.py``)."""
+    import nbformat
+
+    from ssui_lib.book.exercises import EXERCISES, solution_source
+
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if cell.cell_type != "code":
+            continue
+        for eid in re.findall(r"""\bcheck\(\s*["']([0-9]{2}\.[0-9]+)["']""", cell.source):
+            if eid in EXERCISES:
+                cells.append(nbformat.v4.new_markdown_cell(
+                    f"**Reference solution {eid} (teacher's copy).**\n\n```python\n{solution_source(eid)}```"))
+    nb.cells = cells
+    return nb
+
+
+def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: str, js_urls: dict[str, str],
+                 with_solutions: bool = False) -> None:
     """Write index.html and one page per chapter into ``site`` (a fresh folder)."""
     from markupsafe import Markup
 
     env = _jinja_env()
     css = f"{STATIC}/book.css"
-    _write(site / STATIC / "book.css", BOOK_CSS)
+    _write(site / STATIC / "book.css", _template_text("book.css"))
     ran = {c.id: c.notebook.is_file() for c in chapters}
     common = {"title": title, "profile": profile, "chapters": chapters, "ran": ran}
 
@@ -472,6 +367,9 @@ def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: st
         body=Markup(env.get_template("index_body.html.j2").render(**common)),
     ))
 
+    _write(site / STATIC / "search.js", _template_text("search.js"))
+    _write(site / STATIC / "lab.css", lab_css())
+    records: list[dict[str, str]] = []
     exporter = None
     for i, ch in enumerate(chapters):
         prev, nxt = _neighbours(chapters, i)
@@ -482,8 +380,13 @@ def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: st
             body = Markup(head + env.get_template("not_run_body.html.j2").render(chapter=ch, profile=profile))
             _write(site / ch.href, shell.render(page_title=page_title, css=css, sidebar=sidebar(ch.id),
                                                 pager=pager(prev, nxt), body=body))
+            records.append({"id": ch.id, "title": ch.title, "href": ch.href, "text": "not run yet"})
             continue
         nb = _read_notebook(ch.notebook)
+        number_figures(nb, ch.id)
+        if with_solutions:
+            nb = add_solutions(nb)
+        records.append({"id": ch.id, "title": ch.title, "href": ch.href, "text": page_text(nb)})
         if exporter is None:  # building the exporter costs ~0.5 s; only when a notebook exists
             exporter = _html_exporter(js_urls)
         head = env.get_template("head.html.j2").render(chapter=ch, profile=profile, show_title=not _has_title(nb),
@@ -495,6 +398,7 @@ def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: st
                 "sidebar": sidebar(ch.id),
                 "pager": pager(prev, nxt),
                 "head": Markup(head),
+                "lab_css": f"{STATIC}/lab.css",
                 "widgets_assets": f"{STATIC}/html-manager/",
                 "widgets_cdn": WIDGETS_LOCAL_CDN,
             },
@@ -504,16 +408,18 @@ def _render_book(chapters: list[Chapter], site: Path, *, title: str, profile: st
         except Exception as e:  # nbconvert/jinja errors on malformed cells
             raise SSUIError(f"{ch.notebook}: could not render to HTML ({type(e).__name__}: {e})") from None
         _write(site / ch.href, html)
+    _write(site / STATIC / "search-index.js", index_script(records))
 
 
 def build_html(chapters: list[dict], out_dir: Path, *, title: str, profile: str,
-               book_js_dir: Path | None = None) -> Path:
+               book_js_dir: Path | None = None, with_solutions: bool = False) -> Path:
     """Build the offline HTML book into ``out_dir`` and return the path of its ``index.html``.
 
     ``chapters``: dicts with ``id``, ``title``, ``notebook`` (an executed .ipynb; a missing one
     becomes a "not run yet" page) and ``reproduces``, in reading order. ``book_js_dir`` overrides
     the folder holding ``node_modules`` (default ``ssui_lib/book/js``). The new book replaces
-    ``out_dir`` only once it is complete and passes the offline check.
+    ``out_dir`` only once it is complete and passes the offline check. ``with_solutions`` makes a
+    teacher's copy: each exercise check is followed by its reference solution.
     """
     chs = parse_chapters(chapters)
     out_dir = Path(out_dir).resolve()
@@ -523,7 +429,7 @@ def build_html(chapters: list[dict], out_dir: Path, *, title: str, profile: str,
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         js_urls = copy_js_assets(tmp / STATIC, book_js_dir)
-        _render_book(chs, tmp, title=title, profile=profile, js_urls=js_urls)
+        _render_book(chs, tmp, title=title, profile=profile, js_urls=js_urls, with_solutions=with_solutions)
         check_offline(tmp)
         _swap_into_place(tmp, out_dir)
     except BaseException:

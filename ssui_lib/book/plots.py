@@ -26,14 +26,47 @@ def paper_style() -> None:
                          "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False})
 
 
-def savefig(fig, profile: str, name: str, root: str | Path = ".") -> Path:
-    """Save a figure as figures/<profile>/<name>.png (name starts with the chapter id, e.g. '01_irs_examples')."""
+def savefig(fig, profile: str, name: str, root: str | Path = ".", caption: str | None = None) -> Path:
+    """Save a figure as figures/<profile>/<name>.png (name starts with the chapter id, e.g. '01_irs_examples').
+
+    In a notebook the saved PNG is also shown, with ``{"ssui_figure": {"name", "caption"}}`` in the
+    output's metadata (the HTML book turns it into a numbered figure with its caption; the caption
+    defaults to the figure's title), and the live figure is closed so it is not shown twice."""
     out = Path(root) / "figures" / profile / f"{name}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp.png")
     fig.savefig(tmp)
     tmp.replace(out)
+    _show_saved(fig, out, name, caption)
     return out
+
+
+def figure_title(fig) -> str:
+    """The figure's suptitle, else its first axes title (one line), else ''."""
+    title = fig._suptitle.get_text() if getattr(fig, "_suptitle", None) is not None else ""
+    for ax in ([] if title else fig.axes):
+        title = ax.get_title() or ax.get_title(loc="left")
+        if title:
+            break
+    return " ".join(title.split())
+
+
+def _show_saved(fig, path: Path, name: str, caption: str | None) -> None:
+    try:
+        from IPython import get_ipython
+    except ImportError:  # IPython is only there with Jupyter; plain scripts just save
+        return
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "kernel"):
+        return
+    from IPython.display import Image, display
+
+    data = path.read_bytes()
+    width = int.from_bytes(data[16:20], "big")  # PNG header: IHDR width
+    scale = plt.rcParams["figure.dpi"] / plt.rcParams["savefig.dpi"]  # show at screen size, not print size
+    display(Image(data=data, format="png", width=max(1, round(width * scale))),
+            metadata={"ssui_figure": {"name": name, "caption": caption or figure_title(fig) or name}})
+    plt.close(fig)
 
 
 def _wrap(text: str, width: int, max_lines: int | None = None) -> str:

@@ -372,8 +372,10 @@ def plan_book(profile: str, *, config: str | Path = "book.toml", chapters: list[
 
 
 def build_book(profile: str, *, config: str | Path = "book.toml", runs_dir: Path | None = None,
-               out_dir: Path | None = None) -> Path:
-    """Render the executed notebooks of a profile as a static HTML book; returns index.html."""
+               out_dir: Path | None = None, with_solutions: bool = False) -> Path:
+    """Render the executed notebooks of a profile as a static HTML book; returns index.html.
+    ``with_solutions``: a teacher's copy with the exercises' reference solutions, by default in
+    ``_build/html/<profile>-teacher`` (the readers' copy has none)."""
     from ssui_lib.book.html import build_html
 
     cfg = load_config(config)
@@ -381,5 +383,6 @@ def build_book(profile: str, *, config: str | Path = "book.toml", runs_dir: Path
     runs = (runs_dir or cfg.root / "papermill_runs") / profile
     chapters = [{"id": c.id, "title": c.title, "reproduces": c.reproduces, "notebook": runs / f"{c.id}.ipynb"}
                 for c in cfg.chapters]
-    out = out_dir or cfg.root / "_build" / "html" / profile
-    return build_html(chapters, Path(out), title=cfg.book.get("title", "SSUI Book"), profile=profile)
+    out = out_dir or cfg.root / "_build" / "html" / (f"{profile}-teacher" if with_solutions else profile)
+    return build_html(chapters, Path(out), title=cfg.book.get("title", "SSUI Book"), profile=profile,
+                      with_solutions=with_solutions)

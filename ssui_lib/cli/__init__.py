@@ -31,6 +31,9 @@ def _add_book(sub) -> None:
     build.add_argument("--profile", required=True)
     build.add_argument("--config", default="book.toml")
     build.add_argument("--out", help="output folder (default: _build/html/<profile>)")
+    build.add_argument("--with-solutions", action="store_true",
+                       help="a teacher's copy: each exercise followed by its reference solution "
+                            "(default folder _build/html/<profile>-teacher)")
     build.set_defaults(func=_book_build)
 
 
@@ -55,7 +58,8 @@ def _book_build(a) -> int:
 
     from ssui_lib.book.runner import build_book
 
-    index = build_book(a.profile, config=a.config, out_dir=Path(a.out) if a.out else None)
+    index = build_book(a.profile, config=a.config, out_dir=Path(a.out) if a.out else None,
+                       with_solutions=a.with_solutions)
     print(f"HTML book: {index}")
     return 0
 
