@@ -31,6 +31,7 @@ from typing import Any
 
 from ssui_lib.book.config import BookConfig, Chapter, load_config, parse_set, read_notebook
 from ssui_lib.book.params import check_values
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.lock import output_lock
 from ssui_lib.core.store import atomic_write_text, cache_key
@@ -316,6 +317,8 @@ class Runner:
     def _finish(self, manifest: dict[str, Any], t0: float, write) -> None:
         manifest["finished"] = _now()
         manifest["duration_s"] = round(time.time() - t0, 2)
+        entries = [e.get("ledger") for e in manifest["chapters"].values() if e.get("ledger")]
+        manifest["ledger"] = {k: round(sum(e.get(k, 0) for e in entries), 2) for k in (*ledger.KEYS, "wall_s")}
         write(manifest)
 
     def _run_chapter(self, ch: Chapter, params: dict[str, Any], fp: dict[str, str],
@@ -335,6 +338,10 @@ class Runner:
         nb = read_notebook(ch.source)
         nb.metadata["kernelspec"] = {"name": self.kernel_name, "display_name": "Python 3", "language": "python"}
         nb.metadata.setdefault("language_info", {"name": "python"})
+        ledger_file = self.out_dir / f".{ch.id}.ledger.json"
+        ledger_file.unlink(missing_ok=True)
+        previous = os.environ.get(ledger.ENV)
+        os.environ[ledger.ENV] = str(ledger_file)  # the chapter's kernel inherits it and reports its costs there
         try:
             pm.execute_notebook(nb, str(tmp), parameters=params, kernel_name=self.kernel_name,
                                 cwd=str(self.cfg.root), progress_bar=False, log_output=False)
@@ -348,9 +355,16 @@ class Runner:
         except Exception as e:  # kernel died, could not start, ...
             entry["status"] = "failed"
             entry["error"] = f"chapter {ch.id} ({ch.title}) could not run: {type(e).__name__}: {e}"
+        finally:
+            if previous is None:
+                os.environ.pop(ledger.ENV, None)
+            else:
+                os.environ[ledger.ENV] = previous
         if tmp.exists():
             os.replace(tmp, out)
         entry["duration_s"] = round(time.time() - t, 2)
+        entry["ledger"] = {**ledger.read(ledger_file), "wall_s": entry["duration_s"]}
+        ledger_file.unlink(missing_ok=True)
         entry["figures"] = self._figures(ch, t)
         write(manifest)
         return entry

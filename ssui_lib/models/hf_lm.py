@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
 
@@ -124,6 +125,7 @@ class HFCausalChatModel(ChatModel):
         for i in range(0, len(enc), batch_size):
             batch = self.collate(enc[i:i + batch_size], device=self.model.device)
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            ledger.count("tokens_prefilled", int(batch["attention_mask"].sum()))
             lp = torch.log_softmax(logits[:, :-1].float(), -1)
             tgt = batch["labels"][:, 1:]
             tok = lp.gather(-1, tgt.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -226,6 +228,9 @@ class HFCausalChatModel(ChatModel):
                         past_key_values=cache, use_cache=True)
             cache, logits = out.past_key_values, out.logits[:, -1, :].float()
             next_pos = next_pos + 1
+        ledger.count("tokens_prefilled", shared + sum(len(x) for x in rest))
+        ledger.count("tokens_generated", sum(len(g) for g in gen_ids))
+        ledger.count("sequences_generated", rows)
         res: list[list[Generation]] = []
         for i in range(len(texts)):
             row_gens = []

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text
 
@@ -409,6 +410,9 @@ class HFVisionChatModel(ChatModel):
         new = new.cpu()
         per_prompt = params.n if params.temperature > 0 else 1
         gens = [self._finish(new[r], logp[r], params) for r in range(new.shape[0])]
+        ledger.count("tokens_prefilled", int(inputs["attention_mask"].sum()))
+        ledger.count("tokens_generated", sum(g.n_tokens for g in gens))
+        ledger.count("sequences_generated", len(gens))
         grouped = [gens[i * per_prompt:(i + 1) * per_prompt] for i in range(len(prompts))]
         if per_prompt == 1 and params.n > 1:  # greedy: n identical samples, computed once
             grouped = [[Generation(g.text, g.n_tokens, g.finish_reason, g.logprob,

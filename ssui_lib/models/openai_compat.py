@@ -43,6 +43,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, Sequence
 from urllib.parse import urlparse
 
+from ssui_lib.core import ledger
 from ssui_lib.core.store import JsonlCache, cache_key, hash_image
 from ssui_lib.core.errors import SSUIError, TransportError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text, flatten_for_text
@@ -506,6 +507,12 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         for attempt in range(self.max_retries + 1):
             try:
                 resp = self._get_client().chat.completions.create(**kwargs)
+                ledger.count("api_calls")
+                usage = getattr(resp, "usage", None)
+                for key, field in (("api_tokens_in", "prompt_tokens"), ("api_tokens_out", "completion_tokens")):
+                    value = getattr(usage, field, None)
+                    if isinstance(value, int):
+                        ledger.count(key, value)
                 return parse_completion(resp, params.n)
             except Exception as exc:  # noqa: BLE001 - classified below; bugs re-raised unchanged
                 verdict = classify_error(exc, self.timeout)
@@ -551,6 +558,7 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
                 raise SSUIError(f"{self.name}: prompt {i}: malformed prompt ({e})") from None
             if self.cache is not None and key in self.cache:
                 results[i] = _generations_from_cache(self.cache.get(key), f"{self.cache.path} (prompt {i})")
+                ledger.count("api_cache_hits")
             else:
                 todo.setdefault(key, []).append(i)
         if todo:
