@@ -75,3 +75,18 @@ if warm_up:
     print(f"{m.name}: loaded in {load_s:.1f} s; {toks} tokens for 4 sequences in {gen_s:.1f} s "
           f"({toks / gen_s:.1f} tokens/s batched)")
     print("sample answer:", g[0][0].text)
+
+
+# %% [markdown]
+# ## What a run costs: the ledger
+#
+# Every chapter's kernel counts what it spends — tokens generated and prefilled by local models,
+# API calls, cache hits and API tokens, training steps and examples — and the runner writes the
+# totals per chapter into the manifest (`papermill_runs/<profile>/manifest.json`, key `ledger`),
+# next to the wall time. The table below is the last run of this profile (empty before the first
+# one). Read it as a budget: on a GPU the wall time per generated token drops by orders of
+# magnitude, while API calls and tokens translate directly into an invoice — the README's
+# `paper`-profile section uses these counts to estimate a GPU run.
+
+# %%
+display(environment.ledger_table(f"papermill_runs/{profile}/manifest.json"))

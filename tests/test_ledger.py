@@ -103,3 +103,17 @@ def test_manifest_has_each_chapters_ledger_and_the_total(tmp_path):
     assert b["api_calls"] == 0 and b["tokens_prefilled"] == 1000  # each chapter's own kernel, own counts
     assert man["ledger"]["tokens_generated"] == 160 and man["ledger"]["api_calls"] == 2
     assert not list((tmp_path / "papermill_runs/smoke").glob(".*.ledger.json"))
+
+
+def test_ledger_table_from_a_manifest(tmp_path):
+    from ssui_lib.book.environment import ledger_table
+
+    assert ledger_table(tmp_path / "none.json").empty
+    m = {"chapters": {"01": {"ledger": {"tokens_generated": 10, "wall_s": 2.5}},
+                      "00": {"ledger": {"tokens_generated": 5, "api_calls": 3, "wall_s": 1.0}},
+                      "02": {"status": "failed"}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(m))
+    df = ledger_table(tmp_path / "manifest.json")
+    assert list(df.index) == ["00", "01", "total"]
+    assert df.loc["total", "tokens generated"] == 15 and df.loc["total", "wall s"] == 3.5
+    assert df.loc["00", "API calls"] == 3 and df.loc["01", "API calls"] == 0

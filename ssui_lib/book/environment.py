@@ -64,3 +64,29 @@ def api_keys() -> pd.DataFrame:
     """Whether each variable is set — the value itself is never read into the report."""
     return pd.DataFrame([(v, "set" if os.environ.get(v) else "not set") for v in KEY_VARS],
                         columns=["environment variable", "status"])
+
+
+LEDGER_COLUMNS = {"wall_s": "wall s", "tokens_generated": "tokens generated", "tokens_prefilled": "tokens prefilled",
+                  "sequences_generated": "sequences", "api_calls": "API calls", "api_cache_hits": "API cache hits",
+                  "api_tokens_in": "API tokens in", "api_tokens_out": "API tokens out",
+                  "training_steps": "training steps", "training_examples": "training examples"}
+
+
+def ledger_table(manifest_path: str | Path) -> pd.DataFrame:
+    """What each chapter of the last run cost (the manifest's per-chapter ``ledger``), with a total
+    row; empty when there is no manifest yet. Chapters skipped by ``--resume`` keep the costs of the
+    run that made their outputs."""
+    import json
+
+    path = Path(manifest_path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return pd.DataFrame(columns=list(LEDGER_COLUMNS.values()))
+    rows = {cid: {k: (e.get("ledger") or {}).get(k, 0) for k in LEDGER_COLUMNS}
+            for cid, e in sorted((manifest.get("chapters") or {}).items()) if e.get("ledger")}
+    df = pd.DataFrame.from_dict(rows, orient="index", columns=list(LEDGER_COLUMNS))
+    if not df.empty:
+        df.loc["total"] = df.sum()
+    df.index.name = "chapter"
+    return df.rename(columns=LEDGER_COLUMNS)
