@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-KEY_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "HF_TOKEN")
+KEY_VARS = ("OPENAI_API_KEY", "SSUI_API_KEY", "SSUI_API_KEY_ENV", "SSUI_ALLOW_INSECURE_HTTP", "HF_TOKEN")  # OPENAI_BASE_URL is never read
 
 
 def hardware() -> pd.DataFrame:
