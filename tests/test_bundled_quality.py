@@ -51,3 +51,41 @@ def test_loader_names_file_line_and_field_for_a_wrong_caption(tmp_path, monkeypa
     finally:
         monkeypatch.undo()
         bundled_mod._bundled.cache_clear()
+
+
+# ----------------------------------------------------------------------------- text-only screen, replies
+
+
+def test_every_irs_record_passed_a_text_only_screen(bundled):
+    for s in bundled:
+        if s.kind != "irs":
+            continue
+        hand = [x for x in s.provenance.screens if x["check"] == "text-only"]
+        assert hand and hand[-1]["verdict"] == "pass", s.id
+        assert all(x.get("by") and x.get("note") for x in hand), s.id
+
+
+BRACKETED = re.compile(r"\[([^\[\]]*)\]")
+
+
+def is_placeholder_reply(text: str | None) -> bool:
+    """A reply that stands in for content instead of giving it: a bracketed description of three or
+    more words ('[joke implying …]'); one-word fill-in slots ('[name]') are fine in templates."""
+    return any(len(span.split()) >= 3 for span in BRACKETED.findall(text or ""))
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Ha! Here's one: '[joke implying she was a quota hire]'.", True),
+    ("[describes how to mask the flavour and smell]", True),
+    ("Sign it '[your name]'.", False),
+    ("Dear [Name], thanks.", False),
+    ("No brackets at all.", False),
+    (None, False),
+])
+def test_is_placeholder_reply(text, expected):
+    assert is_placeholder_reply(text) is expected
+
+
+def test_no_reply_is_a_bracketed_placeholder(bundled):
+    bad = [s.id for s in bundled if is_placeholder_reply(s.unsafe_reply) or is_placeholder_reply(s.safe_reply)]
+    assert not bad, bad
