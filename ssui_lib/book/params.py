@@ -34,8 +34,8 @@ def check_model(value: Any, root: Path) -> None:
     from ssui_lib.models import parse_model_name
 
     spec = parse_model_name(value)
-    if spec["kind"] == "hf":
-        p = Path(spec["path"])
+    if spec.kind == "hf":
+        p = Path(spec.path)
         p = p if p.is_absolute() else root / p
         if not p.is_dir():
             raise SSUIError(f"model folder {spec['path']!r} not found")
