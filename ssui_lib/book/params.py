@@ -34,11 +34,12 @@ def check_model(value: Any, root: Path) -> None:
     from ssui_lib.models import parse_model_name
 
     spec = parse_model_name(value)
-    if spec.kind == "hf":
-        p = Path(spec.path)
+    part = (lambda k: spec[k]) if isinstance(spec, dict) else (lambda k: getattr(spec, k))  # dict or ModelSpec
+    if part("kind") == "hf":
+        p = Path(part("path"))
         p = p if p.is_absolute() else root / p
         if not p.is_dir():
-            raise SSUIError(f"model folder {spec['path']!r} not found")
+            raise SSUIError(f"model folder {part('path')!r} not found")
 
 
 def check_judge(value: Any, root: Path) -> None:
