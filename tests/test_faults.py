@@ -20,7 +20,7 @@ FAULTS = ["429", "500", "hang", "disconnect", "garbage", "truncated", "bad_shape
 
 @pytest.fixture
 def fast_api(monkeypatch):
-    for var, val in (("SSUI_API_TIMEOUT", "0.5"), ("SSUI_API_MAX_RETRIES", "3"),
+    for var, val in (("SSUI_API_TIMEOUT", "2"), ("SSUI_API_MAX_RETRIES", "3"),
                      ("SSUI_API_BACKOFF_BASE", "0.001"), ("SSUI_API_BACKOFF_MAX", "0.01")):
         monkeypatch.setenv(var, val)
     for var in ("SSUI_API_KEY", "SSUI_API_KEY_ENV"):
@@ -53,7 +53,7 @@ def test_eval_against_injected_faults_then_rerun(tmp_path, capsys, fast_api):
     samples = load_dataset("bundled:test")[:N]
     state = {"broken": True}
     out = tmp_path / "eval.json"
-    with FakeOpenAIServer(responder=make_responder(samples[1].query, state), faults=list(FAULTS), hang_s=2) as srv:
+    with FakeOpenAIServer(responder=make_responder(samples[1].query, state), faults=list(FAULTS), hang_s=4) as srv:
         argv = ["eval", "--model", f"openai-compatible:{srv.base_url}#gen",
                 "--judge", f"openai-compatible:{srv.base_url}#judge", "--dataset", "bundled:test",
                 "--limit", str(N), "--out", str(out), "--n-boot", "50", "--no-progress"]
@@ -76,8 +76,8 @@ def test_eval_against_injected_faults_then_rerun(tmp_path, capsys, fast_api):
         # the summary of faults seen, one line
         summary = [ln for ln in printed.splitlines() if ln.startswith("API faults seen:")]
         assert len(summary) == 1, printed
-        for kind in ("HTTP 429 x1", "HTTP 500 x1", "HTTP 503 x1", "timeout x1", "connection x1"):
-            assert kind in summary[0]
+        for kind in ("HTTP 429", "HTTP 500", "HTTP 503", "timeout", "connection"):  # >= 1 each (a loaded
+            assert re.search(rf"{kind} x[1-9]", summary[0]), summary[0]          # machine may add timeouts)
         n_malformed = int(re.search(r"malformed x(\d+)", summary[0]).group(1))
         assert n_malformed >= 3 + 4  # garbage, truncated, bad_shape + the broken item's 4 tries (at least once)
         assert re.search(r"; [1-9]\d* request\(s\) failed after all retries \(their items are unscored", summary[0])
