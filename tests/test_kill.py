@@ -119,7 +119,7 @@ N = 6
 
 
 def test_generate_and_judge_killed_in_flight_and_mid_write(tmp_path):
-    with FakeOpenAIServer(responder=slow(answer)) as srv:
+    with FakeOpenAIServer(responder=slow(answer, 0.6)) as srv:
         gen = ["generate", "--model", f"openai-compatible:{srv.base_url}#gen", "--dataset", "bundled:test",
                "--limit", str(N), "--no-progress", "--out"]
         assert main([*gen, str(tmp_path / "ref.jsonl")]) == 0
@@ -196,7 +196,7 @@ def test_explore_and_train_killed_between_and_mid_write(tmp_path, tiny_llama):
 
     with FakeOpenAIServer(responder=slow(continuations, 0.05)) as srv:
         exp = ["explore", "--model", f"openai-compatible:{srv.base_url}#m", "--dataset", "bundled:train",
-               "--mode", "fixed_k", "--k", "2", "--steps", "6,7", "--batch-samples", "1", "--limit", "3",
+               "--mode", "fixed_k", "--k", "2", "--steps", "5,6", "--batch-samples", "1", "--limit", "3",
                "--no-progress", "--out"]
         assert main([*exp, str(tmp_path / "ref_explore")]) == 0
         ref = by_id(jsonl(tmp_path / "ref_explore" / "trees.jsonl"))
