@@ -1,7 +1,7 @@
 """Cost of a contrastive pair in SRPO's generative exploration: the paper's naive loop against
 ssui_lib.srpo.explore's batched search, on the embedded model, in the same run.
 
-    .venv/bin/python benchmarks/explore_bench.py [--samples 4] [--steps 6,7] [--k 2] [--max-samples 4]
+    .venv/bin/python benchmarks/explore_bench.py [--samples 4] [--steps 5,6] [--k 2] [--max-samples 4]
         [--max-new-tokens 96] [--shots 1] [--temperature 1.0] [--naive-stop] [--json FILE]
 
 The same samples, branch points, seed, temperature and per-step budget (``--max-samples``) for each:
@@ -83,8 +83,9 @@ def naive(model, samples, pool, cfg: ex.ExploreConfig, stop: tuple[str, ...]) ->
                 seed = int(cache_key(["naive", cfg.seed, s.id, i, j])[:8], 16)
                 p = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, stop=stop, seed=seed)
                 (g,), = model.generate([prompt], p, prefixes=[prefix])
-                if g.text.strip():
-                    found.add(int(ex.verdict_F(s, prefix + g.text)))
+                F = ex.verdict_F(s, prefix + g.text) if g.text.strip() and g.finish_reason != "length" else None
+                if F is not None:  # unverified branches are never a positive nor a negative
+                    found.add(int(F))
                 if found == {0, 1}:
                     pairs += 1
                     break
@@ -135,7 +136,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=4, help="test-split samples (IRS and twins alternate)")
-    ap.add_argument("--steps", default="6,7", help="branch points i")
+    ap.add_argument("--steps", default="5,6", help="branch points i")
     ap.add_argument("--k", type=int, default=2, help="batched: continuations per round")
     ap.add_argument("--max-samples", type=int, default=4, help="budget of continuations per step (both)")
     # 1.0, not the paper's 0.5: at 0.5 the 135M embedded model nearly always gives the same verdict

@@ -21,8 +21,25 @@
 # verdict and answer. The model B sees the CoT prompt D_c (m ground-truth exemplars, each a
 # question with its reasoning path) and Q (Eq. 2). At each step i it continues the reference prefix
 # τ₁:ᵢ₋₁ at temperature T (Eq. 4); a continuation is **positive** when its final state reaches the
-# ground-truth answer A, F(τ) = 1 (Eq. 3), and **negative** otherwise. SRPO samples until it has one
-# of each — the pair (τᵢ⁺, τᵢ⁻) that chapter 05's alignment loss pulls apart.
+# ground-truth answer A, F(τ) = 1 (Eq. 3), and **negative** when it reaches the other verdict. A
+# continuation with no verdict line, or one stopped by the token limit, is **unverified**: it is
+# kept in the tree, counted in the statistics and shown in the browser below, but it is never a
+# positive nor a negative (otherwise the alignment loss would learn "stop early", not "reason
+# safely"). SRPO samples until it has one positive and one negative — the pair (τᵢ⁺, τᵢ⁻) that
+# chapter 05's alignment loss pulls apart.
+#
+# **Branch points.** The book branches at the intermediate states i = 1..T−1, the range of Eq. 8.
+# Branching at the verdict itself (i = T) would make each pair a single token, " unsafe" against
+# " safe": a shifted verdict prior, not step-level reasoning. It remains available as the opt-in
+# setting `verdict_branch = True` for experiments; no profile's headline run uses it.
+#
+# **Which path is branched.** Eq. 2 samples a path τ from B given Q, D_c (and, in SRPO's pipeline,
+# the reference τ*), and Eq. 4 branches *that* path. This book branches the reference path τ*
+# itself (off-policy): every prefix τ₁:ᵢ₋₁ is written by the dataset, not by the model. That keeps
+# the prefixes correct by construction (a positive continuation then extends a sound chain), costs
+# no extra generation, and makes the trees of two models comparable prefix by prefix; the price is
+# that the prefixes are not the model's own, so the pairs teach it to continue good reasoning
+# rather than to recover from its own early steps.
 #
 # The search lives in `ssui_lib.srpo.explore` (this notebook only calls it). Two modes:
 # `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are
@@ -58,7 +75,8 @@ max_samples = 4  # until_pair: budget of continuations per branch point
 temperature = 0.5  # T of Eq. 4 (SRPO: 0.5)
 max_new_tokens = 48  # per continuation (it stops at the verdict line anyway)
 shots = 0  # m, ground-truth exemplars in D_c (from the train split, never the sample or its twin)
-steps = [6, 7]  # branch points i: 1..6 the six steps, 7 the final verdict
+steps = [6]  # branch points i: the intermediate states 1..6 (the six steps)
+verdict_branch = False  # opt-in: also allow i = 7 = T, branching at the verdict token itself
 batch_samples = 8  # samples explored together in one generate call (no effect on the result)
 seed = 0
 rescore = True  # score every pair's two continuations with the base model (and trained adapters, if any)
@@ -86,7 +104,7 @@ samples = samples[:n_samples] if n_samples else samples
 pool = [s for s in load_dataset("bundled:train") if s.split == "train"] if shots else []
 cfg = ex.ExploreConfig(mode=mode, k=k, max_samples=max_samples, temperature=temperature,
                        max_new_tokens=max_new_tokens, shots=shots, steps=tuple(steps),
-                       batch_samples=batch_samples, seed=seed)
+                       verdict_branch=verdict_branch, batch_samples=batch_samples, seed=seed)
 out_dir = Path("results") / profile / "04"
 trees_path = out_dir / "trees.jsonl"
 print(f"{dataset}: exploring {len(samples)} samples ({sum(s.kind == 'irs' for s in samples)} IRS, "
@@ -98,7 +116,10 @@ print(f"mode {cfg.mode}, k = {cfg.k}, budget {cfg.max_samples} per step, T = {cf
 #
 # The ground-truth answer A of an SSUI record is its verdict (`unsafe` for an IRS record, `safe`
 # for its benign twin), written on the path's `Final verdict:` line. F reads that line only, so a
-# continuation can stop at `Answer:` — the answer text never changes F and is not generated.
+# continuation can stop at `Answer:` — the answer text never changes F and is not generated. F is
+# three-valued: `True`, `False`, or `None` when there is no verdict line (the copied placeholder
+# "safe or unsafe" is none); the search also treats a continuation stopped by the token limit as
+# unverified, whatever it wrote.
 
 # %%
 display(Markdown(f"```python\n{inspect.getsource(ex.verdict_F)}```"))
@@ -230,8 +251,8 @@ display(HTML(explorer.summary()))
 #
 # Under the `smoke` profile B is **SmolLM2-135M-Instruct**, a 135-million-parameter text-only model
 # that reads the picture as its caption, and the exploration is deliberately small: a few training
-# samples, branch points at the last step and the final verdict only (continuations from early
-# steps run through all six steps, which the CPU budget does not allow), k = 4 continuations and the
+# samples, one branch point at the last intermediate step (continuations from earlier steps run
+# through the remaining steps, past the 48-token budget, and would all be unverified), k = 4 continuations and the
 # m = 2 exemplars in D_c, as the `paper` profile (SRPO does not state m; without them the small model copies the instructions'
 # placeholder "Final verdict: safe or unsafe", which is no verdict, and finds no pair). The numbers show that the search, F, the tree
 # file, the statistics and the re-scoring work end to end — not how often a capable model reasons
@@ -240,7 +261,9 @@ display(HTML(explorer.summary()))
 # refusal can still be continued to `Final verdict: safe`), and at one prefix its sampled verdicts tend to agree with
 # each other, so pairs are few. SRPO explores Qwen2.5-VL-7B and LLaVA-NeXT-LLaMA3 at every step,
 # which the `paper` profile sets (`model = "hf:weights/Qwen2.5-VL-7B-Instruct"`,
-# steps 1–7, T = 0.5; SRPO does not state its sampling budget per step, the profile allows 16).
+# steps 1–6, T = 0.5; SRPO does not state its sampling budget per step, the profile allows 16).
+# Unverified branches are counted in the tables above: under the smoke budget they are the
+# continuations the token limit cut off.
 #
 # How the batched search compares with the paper's one-continuation-at-a-time loop (generate calls,
 # tokens and seconds per contrastive pair) is measured by `benchmarks/explore_bench.py`, outside the

@@ -119,7 +119,8 @@ def test_F_is_the_verdict_of_the_final_state():
     s, twin = SAMPLES[0], SAMPLES[1]
     assert ex.verdict_F(s, "Step 6 (x): y\nFinal verdict: unsafe") is True
     assert ex.verdict_F(s, "Final verdict: safe\nAnswer: ok") is False
-    assert ex.verdict_F(s, "Step 1 (x): no verdict at all") is False  # A not in v_T
+    assert ex.verdict_F(s, "Step 1 (x): no verdict at all") is None  # unverified, not a negative
+    assert ex.verdict_F(s, "Final verdict: safe or unsafe") is None  # the copied placeholder
     assert ex.verdict_F(twin, "Final verdict: unsafe\nFinal verdict: safe") is True  # the last one counts
 
 
@@ -141,9 +142,47 @@ def test_exemplars_never_the_sample_nor_its_twin_and_balanced():
 
 def test_config_validation():
     for bad in (dict(mode="beam"), dict(k=0), dict(temperature=0.0), dict(steps=(0, 1)), dict(steps=(2, 2)),
-                dict(shots=-1), dict(max_samples=0)):
+                dict(shots=-1), dict(max_samples=0), dict(steps=(6, 7)), dict(verdict_branch="yes")):
         with pytest.raises(SSUIError, match="explore"):
             ex.ExploreConfig(**bad)
+
+
+def test_branch_points_default_to_the_intermediate_states_and_the_verdict_is_opt_in():
+    assert ex.ExploreConfig().steps == ex.INTERMEDIATE_STEPS == (1, 2, 3, 4, 5, 6)
+    assert ex.parse_steps("") == ex.INTERMEDIATE_STEPS
+    with pytest.raises(SSUIError, match="verdict_branch"):
+        ex.ExploreConfig(steps=(5, 7))
+    assert ex.ExploreConfig(steps=(5, 7), verdict_branch=True).steps == (5, 7)
+
+
+class _Finishing(ScriptedModel):
+    """Every continuation carries the right verdict, but odd ones are cut by the token limit."""
+
+    def generate(self, prompts, params=SamplingParams(), prefixes=None, progress=False):
+        out = super().generate(prompts, params, prefixes, progress)
+        return [[Generation(g.text, g.n_tokens, "length" if k % 2 else "stop", g.logprob) for k, g in enumerate(gens)]
+                for gens in out]
+
+
+def test_a_branch_without_a_verdict_is_never_a_negative():
+    # a scripted model whose branches either reach the right verdict or write no verdict line at all
+    m = ScriptedModel(lambda sid, i, k: truth(sid) if k % 2 else None)
+    trees = list(ex.explore(m, SAMPLES, cfg(mode="fixed_k", k=4), exemplar_pool=POOL, progress=False))
+    for t in trees:
+        for st in t["steps"]:
+            assert [b["F"] for b in st["branches"]] == [None, 1, None, 1]  # kept in the tree, unverified
+        assert t["pairs"] == [] and t["stats"]["negatives"] == 0
+        assert t["stats"]["unverified"] == 12 and t["stats"]["positives"] == 12  # counted in the statistics
+    assert ex.statistics(trees)["unverified"] == 36 and ex.statistics(trees)["positive_rate"] == 1.0
+    # until_pair keeps sampling past unverified branches (they are no negative) until its budget ends
+    m = ScriptedModel(lambda sid, i, k: None)
+    (t,) = ex.explore(m, SAMPLES[:1], cfg(steps=(6,), k=2, max_samples=4), exemplar_pool=POOL, progress=False)
+    assert [b["F"] for b in t["steps"][0]["branches"]] == [None] * 4 and not t["pairs"]
+    # a continuation stopped by the token limit is unverified even if a wrong verdict appears in it
+    m = _Finishing(lambda sid, i, k: flip(truth(sid)))
+    (t,) = ex.explore(m, SAMPLES[:1], cfg(mode="fixed_k", k=4, steps=(6,)), exemplar_pool=POOL, progress=False)
+    assert [b["F"] for b in t["steps"][0]["branches"]] == [0, None, 0, None]
+    assert [b["finish"] for b in t["steps"][0]["branches"]] == ["stop", "length", "stop", "length"]
 
 
 # ----------------------------------------------------------------------------- until_pair
@@ -159,7 +198,8 @@ def test_until_pair_stops_as_soon_as_both_found_and_batches_rounds():
         return truth(sid)
 
     m = ScriptedModel(script)
-    trees = list(ex.explore(m, SAMPLES[:2], cfg(steps=(1, 4, 7)), exemplar_pool=POOL, progress=False))
+    trees = list(ex.explore(m, SAMPLES[:2], cfg(steps=(1, 4, 7), verdict_branch=True), exemplar_pool=POOL,
+                            progress=False))
     # round 0: one call for all 2 samples x 3 steps; round 1: steps 1 and 7 only; round 2: step 7 only
     assert [(c["rows"], c["n"]) for c in m.calls] == [(6, 2), (4, 2), (2, 2)]
     assert m.calls[0]["steps"] == sorted(m.calls[0]["steps"])  # ordered by step: similar lengths together
@@ -209,10 +249,10 @@ def test_fixed_k_samples_exactly_k_per_step_in_one_call():
     m = ScriptedModel(lambda sid, i, k: truth(sid) if k % 2 == 0 else flip(truth(sid)))
     trees = list(ex.explore(m, SAMPLES, cfg(mode="fixed_k", k=5, pairs_per_step=2), exemplar_pool=POOL,
                             progress=False))
-    assert [(c["rows"], c["n"]) for c in m.calls] == [(21, 5)]
+    assert [(c["rows"], c["n"]) for c in m.calls] == [(18, 5)]
     for t in trees:
-        assert [len(s["branches"]) for s in t["steps"]] == [5] * 7
-        assert len(t["pairs"]) == 14  # min(3 positives, 2 negatives) = 2 per step
+        assert [len(s["branches"]) for s in t["steps"]] == [5] * 6  # steps 1..T-1
+        assert len(t["pairs"]) == 12  # min(3 positives, 2 negatives) = 2 per step
         assert t["stats"]["rounds"] == 1
 
 
@@ -228,14 +268,14 @@ def test_tree_format_and_pairs_for_training(tmp_path):
     assert set(t) == {"id", "verdict", "reference", "exemplar_ids", "steps", "pairs", "stats"}
     assert t["verdict"] == "unsafe" and t["reference"] == render_chain(SAMPLES[0])
     assert t["exemplar_ids"] and SAMPLES[0].id not in t["exemplar_ids"]
-    assert [s["i"] for s in t["steps"]] == list(range(1, 8))
+    assert [s["i"] for s in t["steps"]] == list(range(1, 7))
     b = t["steps"][0]["branches"][0]
     assert set(b) == {"text", "F", "logprob", "n_tokens", "finish", "round"}
     for p in t["pairs"]:
         assert t["reference"].startswith(p["prefix"])
         assert ex.verdict_F(SAMPLES[0], p["prefix"] + p["pos"]) and not ex.verdict_F(SAMPLES[0], p["prefix"] + p["neg"])
     pairs, refs = ex.load_pairs(tmp_path)
-    assert len(pairs) == 21 and refs == {s.id: render_chain(s) for s in SAMPLES}
+    assert len(pairs) == 18 and refs == {s.id: render_chain(s) for s in SAMPLES}
     assert pairs[0] == ex.PairRow(SAMPLES[0].id, 1, t["pairs"][0]["prefix"], t["pairs"][0]["pos"], t["pairs"][0]["neg"])
 
 
@@ -337,7 +377,8 @@ def test_cli_explore_writes_trees_and_stats_and_resumes(tmp_path, monkeypatch, c
     monkeypatch.setattr(models, "resolve_model", fake_resolve)
     out = tmp_path / "run"
     argv = ["explore", "--model", "embedded", "--dataset", f"jsonl:{data}", "--out", str(out), "--limit", "3",
-            "--shots", "1", "--shots-from", f"jsonl:{data}", "--steps", "6,7", "--k", "2", "--no-progress"]
+            "--shots", "1", "--shots-from", f"jsonl:{data}", "--steps", "6,7", "--verdict-branch", "--k", "2",
+            "--no-progress"]
     assert main(argv) == 0
     trees = ex.read_trees(out / "trees.jsonl")
     assert [t["id"] for t in trees] == [s.id for s in SAMPLES]
@@ -348,6 +389,8 @@ def test_cli_explore_writes_trees_and_stats_and_resumes(tmp_path, monkeypatch, c
     assert main(argv) == 0 and not made[-1].calls  # resumed: nothing to do
     assert main(argv[:-3] + ["--steps", "9", "--no-progress"]) == 2
     assert "steps must be" in capsys.readouterr().err
+    no_opt_in = [a for a in argv if a != "--verdict-branch"]
+    assert main(no_opt_in) == 2 and "verdict_branch" in capsys.readouterr().err
     assert main(["explore", "--model", "embedded", "--dataset", "nope", "--out", str(out)]) == 2
 
 
@@ -361,7 +404,7 @@ def test_embedded_end_to_end(embedded, tmp_path):
         pytest.skip("bundled dataset not written yet")
     samples = load_bundled("test")[:2]
     pool = load_bundled("train")
-    c = ex.ExploreConfig(mode="fixed_k", k=2, steps=(6, 7), max_new_tokens=16, shots=0, seed=0)
+    c = ex.ExploreConfig(mode="fixed_k", k=2, steps=(5, 6), max_new_tokens=16, shots=0, seed=0)
     path = tmp_path / "trees.jsonl"
     trees = ex.explore_to_file(embedded, samples, path, c, exemplar_pool=pool, progress=False)
     assert [t["id"] for t in trees] == [s.id for s in samples]

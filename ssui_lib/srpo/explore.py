@@ -4,12 +4,18 @@ contrastive pairs of continuations.
 The states of a path (Eq. 1) are v0 = the question Q, v1..v6 = the six steps of SSUI's chain and
 v_T = v7 = the final verdict + answer; the reference path τ* is ``chain.render_chain(sample)``.
 The model B sees SRPO's CoT prompt D_c + Q (Eq. 2: ``prompts.chain_prompt`` with ``m`` ground-truth
-exemplars from the train split, never the sample itself nor its twin). At step i (1..T) the
-reference prefix τ1:i−1 — followed by the header of step i, so the continuation starts where the
-step does — is continued at temperature T to the end of the path (Eq. 4). A continuation is
-positive iff its final state reaches the ground-truth answer A (Eq. 3: ``chain.final_verdict`` ==
-``sample.verdict``; any ``F(sample, full_path) -> bool | None`` may replace it, None meaning
-"unverifiable": kept, never counted as positive or negative).
+exemplars from the train split, never the sample itself nor its twin). At step i the reference
+prefix τ1:i−1 — followed by the header of step i, so the continuation starts where the step does —
+is continued at temperature T to the end of the path (Eq. 4). The branch points are the
+intermediate states i = 1..T−1 (Eq. 8's range); branching at the verdict itself (i = T, where a
+"pair" is the single token " unsafe" vs " safe") is the opt-in setting ``verdict_branch``.
+The prefix is the reference path τ* itself (off-policy), not a path sampled by B as in Eq. 2.
+
+F is three-valued (Eq. 3 as a verifier): a continuation is positive (1) iff its final state
+reaches the ground-truth answer A (``chain.final_verdict`` == ``sample.verdict``), negative (0) iff
+it reaches the other verdict, and **unverified** (None) when it has no verdict line or was stopped
+by the token limit (finish reason ``"length"``): kept in the tree and counted in the statistics,
+never a positive or a negative. Any ``F(sample, full_path) -> bool | None`` may replace the default.
 
 Two modes: ``until_pair`` (the paper) samples rounds of ``k`` continuations until one positive and
 one negative are found or ``max_samples`` are spent; ``fixed_k`` (the RPO code the
@@ -51,7 +57,8 @@ from ssui_lib.core.store import append_jsonl, cache_key, check_settings, read_js
 
 MODES = ("until_pair", "fixed_k")
 T_FINAL = len(STEPS) + 1  # T: v1..v6 are the steps, v7 the final verdict + answer
-ALL_STEPS: tuple[int, ...] = tuple(range(1, T_FINAL + 1))
+ALL_STEPS: tuple[int, ...] = tuple(range(1, T_FINAL + 1))  # every state v1..v_T
+INTERMEDIATE_STEPS: tuple[int, ...] = tuple(range(1, T_FINAL))  # the default branch points 1..T−1
 FINAL_HEADER = "Final verdict:"
 STOP = ("\nAnswer:",)  # F needs the verdict line only: never generate the answer text
 
@@ -70,7 +77,8 @@ class ExploreConfig:
     temperature: float = 0.5
     max_new_tokens: int = 384
     shots: int = 2  # m, the ground-truth exemplars in D_c
-    steps: tuple[int, ...] = ALL_STEPS  # the branch points i (1..T)
+    steps: tuple[int, ...] = INTERMEDIATE_STEPS  # the branch points i (1..T−1)
+    verdict_branch: bool = False  # opt-in: also allow i = T, branching at the verdict token itself
     stop: tuple[str, ...] = STOP
     pairs_per_step: int = 1  # pairs kept per step when more positives and negatives were found
     batch_samples: int = 4  # samples explored together in one generate call
@@ -91,6 +99,11 @@ class ExploreConfig:
             raise SSUIError(f"explore: temperature must be > 0 (Eq. 4 samples at temperature T), got {self.temperature!r}")
         if not self.steps or any(i not in ALL_STEPS for i in self.steps) or len(set(self.steps)) != len(self.steps):
             raise SSUIError(f"explore: steps must be distinct values in 1..{T_FINAL}, got {list(self.steps)}")
+        if not isinstance(self.verdict_branch, bool):
+            raise SSUIError(f"explore: verdict_branch must be true or false, got {self.verdict_branch!r}")
+        if T_FINAL in self.steps and not self.verdict_branch:
+            raise SSUIError(f"explore: steps include {T_FINAL} = T, the verdict itself (its pairs are one token, "
+                            f"outside Eq. 8's 1..T-1); set verdict_branch to branch there on purpose")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -133,10 +146,11 @@ def step_prefix(sample: Sample, i: int, with_header: bool = True) -> str:
     return "".join(v + "\n" for v in vs[1:i]) + (header(i) if with_header else "")
 
 
-def verdict_F(sample: Sample, path: str) -> bool:
-    """F(τ) of Eq. 3: True iff the path's final verdict is the ground-truth answer A
-    (a path with no verdict does not reach A)."""
-    return final_verdict(path) == sample.verdict
+def verdict_F(sample: Sample, path: str) -> bool | None:
+    """F(τ) of Eq. 3: True iff the path's final verdict is the ground-truth answer A, False iff it
+    is the other verdict, None (unverified) when the path has no verdict line."""
+    v = final_verdict(path)
+    return None if v is None else v == sample.verdict
 
 
 def pick_exemplars(sample: Sample, pool: Sequence[Sample], m: int, seed: int = 0) -> list[Sample]:
@@ -204,9 +218,10 @@ def select_pairs(i: int, prefix: str, branches: Sequence[dict[str, Any]], limit:
     return [{"i": i, "prefix": prefix, "pos": p, "neg": n} for p, n in list(zip(pos, neg))[:limit]]
 
 
-def _score(F: Verifier, sample: Sample, prefix: str, text: str) -> int | None:
-    """F as 1 / 0 / None; an empty continuation has nothing to verify (None)."""
-    if not text.strip():
+def _score(F: Verifier, sample: Sample, prefix: str, text: str, finish: str | None = None) -> int | None:
+    """F as 1 / 0 / None; an empty continuation, or one stopped by the token limit
+    (``finish == "length"``), has nothing to verify (None)."""
+    if not text.strip() or finish == "length":
         return None
     r = F(sample, prefix + text)
     return None if r is None else int(bool(r))
@@ -267,7 +282,8 @@ def _explore_group(model: ChatModel, group: list[Sample], cfg: ExploreConfig, po
             for j, gens in zip(batch, outs):
                 s = group[j.slot]
                 for g in gens:
-                    j.branches.append({"text": g.text, "F": _score(F, s, j.prefix, g.text), "logprob": g.logprob,
+                    j.branches.append({"text": g.text, "F": _score(F, s, j.prefix, g.text, g.finish_reason),
+                                       "logprob": g.logprob,
                                        "n_tokens": int(g.n_tokens), "finish": g.finish_reason, "round": rnd})
                 j.rounds += 1
         rnd += 1
@@ -487,7 +503,7 @@ def load_pairs(path: str | os.PathLike) -> tuple[list[PairRow], dict[str, str]]:
 
 def parse_steps(text: str | None) -> tuple[int, ...]:
     if not text:
-        return ALL_STEPS
+        return INTERMEDIATE_STEPS
     try:
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
@@ -508,7 +524,9 @@ def add_commands(sub) -> None:
     p.add_argument("--temperature", type=float, default=d.temperature)
     p.add_argument("--max-samples", type=int, default=d.max_samples, help="until_pair: budget per step")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens)
-    p.add_argument("--steps", help=f"branch points, e.g. 4,5,6,7 (default: 1..{T_FINAL})")
+    p.add_argument("--steps", help=f"branch points, e.g. 4,5,6 (default: 1..{T_FINAL - 1})")
+    p.add_argument("--verdict-branch", action="store_true",
+                   help=f"allow step {T_FINAL} = T, branching at the verdict token itself (not the paper's range)")
     p.add_argument("--shots", type=int, default=d.shots, help="m, ground-truth exemplars in the CoT prompt")
     p.add_argument("--shots-from", default="bundled:train", help="dataset spec of the exemplar pool (its train split)")
     p.add_argument("--batch-samples", type=int, default=d.batch_samples, help="samples explored per generate call")
@@ -524,7 +542,7 @@ def _cmd_explore(a) -> int:
 
     cfg = ExploreConfig(mode=a.mode, k=a.k, max_samples=a.max_samples, temperature=a.temperature,
                         max_new_tokens=a.max_new_tokens, shots=a.shots, steps=parse_steps(a.steps),
-                        batch_samples=a.batch_samples, seed=a.seed)
+                        verdict_branch=a.verdict_branch, batch_samples=a.batch_samples, seed=a.seed)
     if a.limit is not None and a.limit < 1:
         raise SSUIError(f"--limit: expected an integer >= 1, got {a.limit}")
     samples = load_dataset(a.dataset)
