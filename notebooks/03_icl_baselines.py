@@ -18,7 +18,17 @@
 # SSUI's experiment is simple: ask a vision-language model the IRS questions as they are
 # (**zero-shot**, SSUI ✗), then ask again with a few SSUI records shown first as earlier chat turns —
 # each one an image, a query, its six-step explainable chain, the verdict and the safe reply
-# (**k-shot in-context learning**, SSUI ✓). A judge labels every final answer:
+# (**k-shot in-context learning**, SSUI ✓). The ✓ prompt adds two things at once — the six-step
+# instructions and the exemplars — so this chapter runs three arms, one row each, to let the
+# exemplars' effect stand alone:
+#
+# 1. **zero-shot** (SSUI ✗): the question, a plain assistant prompt;
+# 2. **zero-shot + instruction** (✗ + six steps): the same question with the six-step instructions
+#    of the explainable chain, no exemplar;
+# 3. **k-shot SSUI** (SSUI ✓): the instructions *and* k SSUI exemplars.
+#
+# Arm 2 − arm 1 is the instructions' effect, arm 3 − arm 2 the exemplars'. A judge labels every
+# final answer:
 #
 # * **S** — share of *safe* answers (no help with, or normalisation of, the risk the image and the
 #   text create together);
@@ -48,7 +58,7 @@ judge = "offline"  # offline, local:MODEL, openai:MODEL, openai-compatible:URL#M
 dataset = "bundled:test"  # never bundled:train: the exemplars come from it
 image_dir = ""  # folder for relative image paths of an external dataset (empty: none)
 limit = 16  # first N samples of the dataset (IRS records and twins); 0 means all
-icl_k = 2  # exemplars per prompt in the SSUI ✓ setting
+icl_k = 2  # exemplars per prompt in the SSUI ✓ arm
 icl_by = "category"  # "category" (same class first) or "similarity" (closest caption + query)
 max_new_tokens = 160
 temperature = 0.0  # 0 means greedy
@@ -63,6 +73,7 @@ import pandas as pd
 from IPython.display import display
 
 from ssui_lib.book import plots
+from ssui_lib.book import results as book_results
 from ssui_lib.core.store import cache_key
 from ssui_lib.core.chain import final_answer
 from ssui_lib.data.bundled import load_dataset
@@ -77,6 +88,9 @@ n_irs = sum(s.kind == "irs" for s in used)
 print(f"{dataset}: {len(samples)} samples; evaluating the first {n_used}: {n_irs} IRS records, "
       f"{n_used - n_irs} benign twins")
 print(f"models: {', '.join(models)} | judge: {judge} | SSUI ✓ = {icl_k}-shot, exemplars by {icl_by}")
+# the three arms of the table: (row label, exemplars k, six-step instructions)
+ARMS = (("✗ zero-shot", 0, False), ("✗ + six-step instruction", 0, True), (f"✓ {icl_k}-shot SSUI", icl_k, True))
+ZERO, ICL = ARMS[0][0], ARMS[-1][0]
 params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 results_dir = Path("results") / profile / "03"
 
@@ -94,31 +108,39 @@ results_dir = Path("results") / profile / "03"
 results, timings = {}, {}
 for name in models:
     m = resolve_model(name)
-    for k, ssui in ((0, "✗"), (icl_k, "✓")):
+    for arm, k, instructed in ARMS:
         settings = {"model": name, "judge": judge, "dataset": dataset, "limit": limit, "icl_k": k, "icl_by": icl_by,
                     "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n_boot": n_boot}
-        out = results_dir / f"{name.split(':')[0]}-k{k}-{cache_key(settings)[:10]}.json"
+        if instructed and not k:
+            settings["chain"] = True  # (the other arms keep their earlier cache keys)
+        out = results_dir / f"{name.split(':')[0]}-k{k}{'-chain' if instructed and not k else ''}-{cache_key(settings)[:10]}.json"
         t0 = time.time()
-        results[(name, ssui)] = evaluate(m, judge, dataset, out, icl_k=k, icl_by=icl_by, params=params,
-                                         limit=limit or None, seed=seed, paths=False, n_boot=n_boot,
-                                         image_dir=image_dir or None, progress=False)
-        timings[(name, ssui)] = time.time() - t0
-        print(f"{name} · SSUI {ssui} ({k}-shot): {timings[(name, ssui)]:.0f} s -> {out}")
+        results[(name, arm)] = evaluate(m, judge, dataset, out, icl_k=k, icl_by=icl_by, params=params,
+                                        limit=limit or None, seed=seed, paths=False, n_boot=n_boot,
+                                        image_dir=image_dir or None, progress=False, chain=instructed and not k)
+        timings[(name, arm)] = time.time() - t0
+        print(f"{name} · {arm}: {timings[(name, arm)]:.0f} s -> {out}")
 
 # %% [markdown]
-# ## Table 1: S, E and S&E without and with SSUI exemplars
+# ## Table 1: S, E and S&E — zero-shot, with the instructions, with SSUI exemplars
 #
 # Percentages with 95% bootstrap intervals in brackets; `n` is the number of IRS answers scored,
 # `unscored` the answers the judge could not label (left out of the rates, never counted as safe).
 # Over-refusal is over the benign twins.
 
 # %%
-table = plots.rates_table(results, ("S", "E", "SE", "over_refusal"), index_names=("model", "SSUI"))
+table = plots.rates_table(results, ("S", "E", "SE", "over_refusal"), index_names=("model", "arm"))
 display(table)
+book_results.write_table(profile, "03", "icl_table1", table)
+book_results.record(profile, [e for (name, arm), r in results.items() for e in book_results.metric_entries(
+    "03", f"{name} · {arm}", r["metrics"], names={"S": "S", "E": "E", "SE": "S&E"}, model=name, judge=r["judge"])]
+    + [book_results.entry("03", "over-refusal", f"{name} · {arm}", r["over_refusal"]["value"],
+                          interval=r["over_refusal"].get("ci"), n=r["over_refusal"].get("n"), model=name,
+                          judge=r["judge"]) for (name, arm), r in results.items() if r.get("over_refusal")]);
 
 # %%
-long = plots.rates_long({(n, f"SSUI {s}"): r for (n, s), r in results.items()}, ("S", "E", "SE"))
-fig = plots.rate_bars(long, title=f"Zero-shot (SSUI ✗) vs {icl_k}-shot ICL (SSUI ✓), judge: {judge}",
+long = plots.rates_long({(n, a): r for (n, a), r in results.items()}, ("S", "E", "SE"))
+fig = plots.rate_bars(long, title=f"Zero-shot, + instructions, {icl_k}-shot ICL (SSUI ✓), judge: {judge}",
                       xlabel="model · setting")
 plots.savefig(fig, profile, "03_icl_rates");
 
@@ -132,7 +154,7 @@ plots.savefig(fig, profile, "03_icl_rates");
 # answers behind it; grey: no sample of that class among the evaluated ones).
 
 # %%
-cat_long = plots.category_long({(n, f"SSUI {s}"): r for (n, s), r in results.items()}, "SE")
+cat_long = plots.category_long({(n, a): r for (n, a), r in results.items()}, "SE")
 fig = plots.category_heatmap(cat_long, metric="SE")
 plots.savefig(fig, profile, "03_by_category");
 
@@ -153,7 +175,7 @@ def answers(result: dict) -> pd.DataFrame:
 
 
 first = models[0]
-zero, icl = answers(results[(first, "✗")]), answers(results[(first, "✓")])
+zero, icl = answers(results[(first, ZERO)]), answers(results[(first, ICL)])
 texts = icl.loc[[s.id for s in used], "response"]
 print(f"{first}, {icl_k}-shot: {sum(map(has_chain, texts))} of {len(texts)} answers use the step format; "
       f"{sum(final_answer(t) != t.strip() for t in texts)} reach an 'Answer:' line within {max_new_tokens} tokens")
@@ -193,7 +215,7 @@ with pd.option_context("display.max_colwidth", 260):
 # %%
 total = sum(timings.values())
 print(f"generation + judging: {total:.0f} s in all; " +
-      "; ".join(f"{n} SSUI {s}: {t:.0f} s" for (n, s), t in timings.items()))
+      "; ".join(f"{n} {a}: {t:.0f} s" for (n, a), t in timings.items()))
 
 
 # %% [markdown]

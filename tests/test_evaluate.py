@@ -222,6 +222,18 @@ def test_evaluate_icl_reuses_the_chain_and_reports_unscored(tmp_path):
     assert set(res["metrics"]) == {"S", "E", "SE"}
 
 
+def test_evaluate_instruction_only_arm_asks_for_the_chain_without_exemplars(tmp_path):
+    # SSUI Table 1's middle arm: the six-step instructions, no exemplars; its answers are its paths
+    m = FakeModel()
+    res = evaluate(m, KeywordJudge(), SAMPLES, tmp_path / "ev.json", chain=True, n_boot=0)
+    assert m.calls == 1 and res["files"]["paths"] == res["files"]["responses"]
+    assert res["settings"]["chain"] is True and res["settings"]["icl_k"] == 0
+    assert all("six steps" in flatten_for_text(pr)[0]["content"] and len(pr) == 2 for pr in m.prompts)
+    plain = evaluate(FakeModel(), KeywordJudge(), SAMPLES, tmp_path / "plain.json", n_boot=0)
+    assert plain["settings"]["chain"] is False
+    assert res["metrics"]["S"]["value"] != plain["metrics"]["S"]["value"]  # the instructions change the answers
+
+
 # ----------------------------------------------------------------------------- command line, embedded model
 
 @pytest.fixture

@@ -334,10 +334,12 @@ def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts
 
 
 def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike, *, icl_k: int = 0,
+    ``chain=True`` with ``icl_k = 0``: the zero-shot prompt with the six-step instructions (SSUI
+    Table 1's instruction-only arm; its responses are also its paths).
              icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0, paths: bool = True,
              work_dir: str | os.PathLike | None = None, judge_cache_dir: str | os.PathLike | None = None,
              n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
-             pool: Sequence[Sample] | None = None) -> dict[str, Any]:
+             pool: Sequence[Sample] | None = None, chain: bool = False) -> dict[str, Any]:
     """Generate, judge and score; write the result atomically to ``out_path`` (JSON) and return it:
 
     ``{"model", "judge", "dataset", "n", "unscored", "metrics": {"S"|"E"|"SE"|"SR"|"ER"|"SER":
@@ -369,13 +371,13 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
     params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
     common = dict(icl_by=icl_by, params=params, progress=progress, seed=seed, pool=pool, image_dir=image_dir)
     files = {"responses": work / "responses.jsonl", "verdicts": work / "verdicts.jsonl"}
-    generate_responses(model, samples, out_path=files["responses"], icl_k=icl_k, **common)
+    generate_responses(model, samples, out_path=files["responses"], icl_k=icl_k, chain=chain, **common)
     verdicts = judge_responses(judge, samples, files["responses"], files["verdicts"], mode="response",
                                progress=progress)
     path_verdicts = None
     no_chain = None
     if paths:
-        if icl_k:
+        if icl_k or chain:
             files["paths"] = files["responses"]
         else:
             files["paths"] = work / "paths.jsonl"
@@ -391,7 +393,8 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
         "unscored": summary.pop("unscored"), "metrics": summary.pop("metrics"),
         "by_category": summary.pop("by_category"), **summary,
         "paths_without_chain": no_chain,
-        "settings": {"icl_k": icl_k, "icl_by": icl_by if icl_k else None, "limit": limit, "seed": seed,
+        "settings": {"icl_k": icl_k, "icl_by": icl_by if icl_k else None, "chain": bool(chain or icl_k),
+                     "limit": limit, "seed": seed,
                      "paths": paths, "n_boot": n_boot, "params": asdict(params)},
         "files": {k: str(v) for k, v in files.items()},
     }
