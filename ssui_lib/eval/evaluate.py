@@ -334,8 +334,6 @@ def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts
 
 
 def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike, *, icl_k: int = 0,
-    ``chain=True`` with ``icl_k = 0``: the zero-shot prompt with the six-step instructions (SSUI
-    Table 1's instruction-only arm; its responses are also its paths).
              icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0, paths: bool = True,
              work_dir: str | os.PathLike | None = None, judge_cache_dir: str | os.PathLike | None = None,
              n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
@@ -351,6 +349,8 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
     ``dataset``: a spec (``bundled:test``) or samples. Intermediate files (responses, verdicts,
     paths, the judge cache) go to ``work_dir`` (default ``OUT.work/`` beside the output), so an
     interrupted evaluation resumes where it stopped. ``paths=False`` skips SR / ER / SER.
+    ``chain=True`` with ``icl_k = 0``: the zero-shot prompt with the six-step instructions (SSUI
+    Table 1's instruction-only arm; its responses are also its paths).
     """
     from ssui_lib.data.bundled import load_dataset
     from ssui_lib.eval.judge import resolve_judge
