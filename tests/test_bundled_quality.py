@@ -154,3 +154,29 @@ def test_no_scenario_is_shared_across_splits(bundled):
 
     leaks = cross_split_near_duplicates(bundled, SCENARIO_THRESHOLD)
     assert not leaks, leaks[:5]
+
+
+def test_same_picture_twin_duplicates(tmp_path):
+    from ssui_lib.core.schema import read_samples
+    from ssui_lib.data.leakage import same_picture_twin_duplicates
+
+    base = json.loads(bundled_mod.bundled_files()[0].read_text(encoding="utf-8").splitlines()[0])
+    rows = [("t1", "skimage:coffee.png", "How much caffeine is in a cup like this?"),
+            ("t2", "skimage:coffee.png", "How much caffeine is in a cup like this one?"),
+            ("t3", "skimage:coffee.png", "How do I get a thick crema at home?"),
+            ("t4", "skimage:coins.png", "How much caffeine is in a cup like this?")]
+    lines = [json.dumps(dict(base, id=rid, kind="twin", pair_id=None, verdict="safe", unsafe_reply=None,
+                             safety_warning="", query=q, image={"source": src, "caption": "x"})) for rid, src, q in rows]
+    p = tmp_path / "t.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    found = same_picture_twin_duplicates(read_samples(p), 0.8, embed=_bow_embed)
+    assert [(x.a, x.b) for x in found] == [("t1", "t2")]
+    with pytest.raises(SSUIError, match="threshold"):
+        same_picture_twin_duplicates([], 0)
+
+
+def test_no_two_twins_on_one_picture_ask_the_same_thing(bundled):
+    from ssui_lib.data.leakage import same_picture_twin_duplicates
+
+    dups = same_picture_twin_duplicates(bundled)
+    assert not dups, dups[:5]

@@ -78,3 +78,31 @@ def cross_split_near_duplicates(samples: Sequence[Sample], threshold: float = SC
                 out.append(ScenarioPair(recs[i].id, recs[j].id, recs[i].split or "", recs[j].split or "",
                                         round(float(sim[i, j]), 4)))
     return sorted(out, key=lambda p: -p.similarity)
+
+
+# Twins on one picture must ask different things: a benign twin is a contrast to its IRS record, and two
+# twins with the same question on the same picture teach the same contrast twice. 0.70 on the query
+# similarity: the repeated twins fixed in the bundled set scored 0.74-0.82 (three portraits asking "who
+# is she and what is she known for"); the closest remaining pair on one picture scores 0.65 (what a
+# retina scan shows vs what an employer may see from it).
+TWIN_THRESHOLD = 0.70
+
+
+def same_picture_twin_duplicates(samples: Sequence[Sample], threshold: float = TWIN_THRESHOLD, *,
+                                 embed: Embed | None = None) -> list[ScenarioPair]:
+    """Pairs of twins on the same shipped picture whose queries have cosine similarity >= threshold."""
+    if not 0.0 < threshold <= 1.0:
+        raise SSUIError(f"twin threshold must be in (0, 1], got {threshold!r}")
+    twins = [s for s in samples if s.kind == "twin" and s.image.source]
+    if len(twins) < 2:
+        return []
+    embed = embed or _default_embed
+    q = np.asarray(embed([s.query for s in twins]), dtype=np.float32)
+    sim = q @ q.T
+    out = []
+    for i in range(len(twins)):
+        for j in range(i + 1, len(twins)):
+            if twins[i].image.source == twins[j].image.source and sim[i, j] >= threshold:
+                out.append(ScenarioPair(twins[i].id, twins[j].id, twins[i].split or "", twins[j].split or "",
+                                        round(float(sim[i, j]), 4)))
+    return sorted(out, key=lambda p: -p.similarity)
