@@ -27,8 +27,9 @@
 # | **VLSBench** | image-text pairs without visual leakage | refusal / warning / unsafe | safe rate↑ = refusal + warning |
 #
 # plus **Average↑** = mean(PAR, MSSBench, SRI, VLSBench) and **Average↓** = mean(USB Avg, ASD,
-# SafeBench ASR). The paper does not define the averages; these member lists reproduce every row of
-# its Table 1 to ±0.01 and are parameters here (`avg_up`, `avg_down`). Two other choices the
+# SafeBench ASR). The paper does not define the averages; these member lists reproduce 15 of its 18
+# rows to ±0.01 (in the other three the printed average implies one member exactly 10 points away
+# from the printed value — apparently typos) and are parameters here (`avg_up`, `avg_down`). Two other choices the
 # benchmarks leave open are parameters too: SafeBench's SRI formula (`sri`: `linear` = mean of
 # (rating − 1) / 4, `fraction` = rating / 5, `complement` = 1 − ASR) and which MSSBench number is
 # reported (`mss_report`: the mean of the chat and embodied totals, or one of them). MLLMGuard's

@@ -37,8 +37,10 @@ Definitions, with where they come from:
   ``"complement"`` = 1 − ASR.
 * Table 1 averages (:func:`table1_averages`): Average↑ = mean(MLLMGuard PAR, MSSBench, SafeBench SRI,
   VLSBench safe rate) and Average↓ = mean(USB Avg, MLLMGuard ASD, SafeBench ASR). Unpublished, but
-  these reproduce every row of SRPO Table 1 to ±0.01 (e.g. Qwen2.5-VL+SRPO: (65.30 + 73.89 + 98.10 +
-  67.43) / 4 = 76.18 and (22.60 + 7.92 + 7.50) / 3 = 12.67); the member lists are parameters.
+  these reproduce 15 of the 18 rows of SRPO Table 1 to ±0.01 (e.g. Qwen2.5-VL+SRPO: (65.30 + 73.89 +
+  98.10 + 67.43) / 4 = 76.18 and (22.60 + 7.92 + 7.50) / 3 = 12.67); in the other three (GLM-4v-9B,
+  LLaVA-NeXT-LLaMA3 and its SRPO row) the printed average implies one member exactly 10 points away
+  from the printed value, which looks like a typo in the paper. The member lists are parameters.
 
 Imports numpy, pandas and ssui_lib.core.errors (and the bootstrap helpers of ssui_lib.eval.metrics).
 """
