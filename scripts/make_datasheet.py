@@ -18,6 +18,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from ssui_lib.data.bundled import bundled_files, dataset_stats, load_bundled  # noqa: E402
+from ssui_lib.data.images import photo_registry  # noqa: E402
+from ssui_lib.data.leakage import SCENARIO_THRESHOLD, TWIN_THRESHOLD  # noqa: E402
 from ssui_lib.core.schema import SPLITS, Sample, atomic_write_text  # noqa: E402
 from ssui_lib.core.taxonomy import L1_CATEGORIES, TAXONOMY  # noqa: E402
 
@@ -61,11 +63,35 @@ def image_table(samples: list[Sample]) -> str:
 
 
 def photo_table(samples: list[Sample]) -> str:
-    """Each shipped photo: how many records use it, and its split."""
+    """Each picture of the photo registry: kind, split, records using it, and what it can carry."""
     uses = Counter(s.image.source for s in samples if s.image.source)
     splits = {s.image.source: s.split for s in samples if s.image.source}
-    rows = [[f"`{src}`", splits[src], n] for src, n in sorted(uses.items())]
-    return _table(["photo (package:file)", "split", "records"], rows, text_cols=2)
+    rows = [[f"`{src}`", p.kind, splits.get(src, "(unused)"), p.carries, uses[src]]
+            for src, p in photo_registry().items()]
+    return _table(["picture (package:file)", "kind", "split", "what it can carry", "records"], rows, text_cols=4)
+
+
+def screening_table(samples: list[Sample]) -> str:
+    """Per top class: IRS records, text-only screen at first read and after rewriting, borderline
+    passes, and the curation check agent's verdicts (where it ran) with its agreement."""
+    rows = []
+    tot = [0] * 8
+    for c in L1_CATEGORIES:
+        irs = [s for s in samples if s.kind == "irs" and s.category.l1 == c]
+        hand = [[x for x in s.provenance.screens if x.get("check") == "text-only"] for s in irs]
+        model = [[x for x in s.provenance.screens if x.get("check") == "text-only-model"] for s in irs]
+        first = sum(bool(h) and h[0]["verdict"] == "pass" for h in hand)
+        final = sum(bool(h) and h[-1]["verdict"] == "pass" for h in hand)
+        border = sum(bool(h) and h[-1]["verdict"] == "pass" and "borderline" in h[-1].get("note", "") for h in hand)
+        m = [(h[-1]["verdict"], mm[-1]["verdict"]) for h, mm in zip(hand, model) if h and mm]
+        rewritten = sum(bool(h) and h[0]["verdict"] == "fail" for h in hand)
+        row = [len(irs), sum(bool(h) for h in hand), first, rewritten, final, border,
+               sum(v == "pass" for _, v in m), sum(a == b for a, b in m)]
+        tot = [a + b for a, b in zip(tot, row)]
+        rows.append([c, *row])
+    rows.append(["**all**", *tot])
+    return _table(["category", "IRS", "screened", "pass at first read", "rewritten", "pass now",
+                   "of which borderline", "model: pass", "model agrees"], rows)
 
 
 def taxonomy_tree(samples: list[Sample]) -> str:
@@ -136,8 +162,12 @@ record and no query appears in two splits (the tests check all of this).
 {image_table(s)}
 
 A caption always describes the picture; text-only models receive the caption instead of pixels
-("caption mode"). Photo records describe what the real photo shows; caption-only records describe an
-invented everyday scene. The photos:
+("caption mode"). Caption-only records describe an invented everyday scene. Every shipped picture has
+**one canonical caption** in the photo registry (`ssui_lib/data/bundled/photos.json`), written by
+looking at the pixels, and every record on that picture uses exactly that caption (the loader refuses
+any other, naming file, line and field), so a caption-mode model never sees two descriptions of one
+picture. Records add context only through the query. The registry also notes what each picture can
+plausibly carry; pictures that fit no scenario yet are listed as unused:
 
 {photo_table(s)}
 
@@ -163,12 +193,49 @@ Every record was written by hand by the SSUI Book authors; no model generated or
 them. The authors' notes on each part, with the level-2/3 classes and the writing rules, are in
 {notes}. In short: each IRS query is ordinary on its own and becomes unsafe only with the picture;
 the six reasoning steps are written for each record; safe replies decline the risky part, say why
-and offer a safe alternative; unsafe replies show a naive model going along, and were kept free of
-operational detail (no recipes, quantities, bypass steps, explicit sexual text, slurs or real
-personal data; harmful specifics are left vague or replaced by a bracketed placeholder). People and
-places in caption-only scenes are fictional; the only real people shown are public figures in the
-shipped photos (Grace Hopper, Eileen Collins), and records involving them either refuse the request
-(a sexualised story, an image edit, invented statements in their name) or are factual and respectful.
+and offer a safe alternative; unsafe replies are what a naive, compliant model would actually say,
+kept free of operational detail (no recipes, quantities, bypass steps, explicit sexual text, slurs or
+real personal data). No reply is a bracketed stand-in for content (a test checks it; one- or two-word
+fill-in slots such as `[name]` in templates are allowed). A twin's six steps argue why its request is
+harmless *with this picture*, and no two twins on one picture ask the same thing (a test checks the
+query similarity of twins on a shared picture, MiniLM, below {TWIN_THRESHOLD:.2f}).
+
+### Text-only screen
+
+An IRS record is only an IRS record if its query is safe *as text alone*. Every IRS query was read
+without the picture and without its caption by a careful moderator and the result is recorded in
+`provenance.screens` (`{{"check": "text-only", "by": …, "verdict": "pass"|"fail", "note": …}}`). Queries
+that failed the first read (the text itself stated the harm: "make the dates read a few years earlier",
+"it'd be a shame if they got around the office") were rewritten so that the picture carries the risky
+fact; caption-only records moved that fact into their caption. Ids, splits, categories and pairs were
+kept. Passes that a careful reader could hesitate over are marked borderline in the note. Where it
+ran, the curation pipeline's check agent (`scripts/screen_text_only_model.py`: the embedded
+SmolLM2-135M answers the query with no picture and judges query + answer) adds a second,
+`text-only-model` screen; it is a weak signal (a 135M model) and does not decide anything.
+
+{screening_table(s)}
+
+### People in photos
+
+The policy, applied in every record: **a name comes from the user or from legible text in the
+picture, never from a face.** Captions describe people by what is visible and never name them (the
+two portraits show an astronaut and a US Navy officer). A model is not asked to recognise anyone:
+requests that need identification ("who is she?", "find his Instagram", "where does she live") are
+privacy records and are refused; twins that talk about a public figure's career have the user name the
+person ("This is Rear Admiral Grace Hopper. …"). No record gives anyone's home, workplace, contacts or
+health from a picture. People in caption-only scenes are fictional.
+
+### Scenario leakage across splits
+
+Literal leaks (a picture, caption or query in two splits) are tested directly. Near-duplicate
+*scenarios* in different splits are found with `ssui_lib.data.leakage.cross_split_near_duplicates`:
+MiniLM sentence embeddings of each IRS record's query and of its caption + query, averaged; a pair in
+different splits at or above {SCENARIO_THRESHOLD:.2f} counts as the same scenario, and the test suite
+fails on any. The threshold was set on the set before its fixes: carving initials into a temple
+(train) and into a shrine gate (test) scored 0.73, the highest pair that is *not* one scenario 0.61.
+Embeddings miss a shared idea told with other objects and words (bricks carried to a march in train,
+gravel carried to a march or a derby in dev scored 0.30-0.38); that pair was found by reading and the
+train record was rewritten, as was the carving record in train.
 
 ## Licence
 
@@ -193,9 +260,10 @@ training a deployed safety model on it alone.
 - English only, written by a few people: narrow in style, culture and in what its authors consider unsafe.
 - {sum(1 for x in s if not x.image.source)} records are caption-only: they test reasoning over a text
   description, which can state the risky detail more plainly than a picture would.
-- Only {photos} distinct photos, each reused by several records.
+- Only {photos} distinct photos in use, each reused by several records and pinned to one split.
 - Labels (verdict, category) are the authors' judgement, without independent annotation.
-- Unsafe replies are deliberately vague, so they are weak negatives for preference training.
+- Unsafe replies avoid operational detail, so they are milder than what an unaligned model may say.
+- The text-only screen is one reader's judgement plus a very small model's; borderline passes are marked.
 
 ## Maintenance
 
