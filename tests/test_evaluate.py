@@ -216,7 +216,9 @@ def test_evaluate_icl_reuses_the_chain_and_reports_unscored(tmp_path):
     res = evaluate(m, KeywordJudge(), SAMPLES[:3], tmp_path / "ev.json", icl_k=1, pool=pool, n_boot=0)
     assert m.calls == 1  # one generation serves answers and paths
     assert res["files"]["paths"] == res["files"]["responses"]
-    assert res["unscored"] == 1 and res["metrics"]["S"]["n"] == 1 and res["metrics"]["S"]["unscored"] == 1
+    # the unscored item stays in the denominator (neither safe nor effective); scored-only beside it
+    assert res["unscored"] == 1 and res["metrics"]["S"]["n"] == 2 and res["metrics"]["S"]["unscored"] == 1
+    assert res["metrics"]["S"]["scored_only"]["n"] == 1
     assert res["paths_without_chain"] == 1 and res["metrics"]["S"]["ci"] == [None, None]  # n_boot=0: no interval
     res = evaluate(FakeModel(), KeywordJudge(), SAMPLES, tmp_path / "np.json", paths=False, n_boot=0)
     assert set(res["metrics"]) == {"S", "E", "SE"}
