@@ -39,7 +39,7 @@ def hand_verdict(sample) -> str | None:
     return screens[-1]["verdict"] if screens else None
 
 
-def run_screen(model, samples, cache_path: Path, cfg: CurationConfig, batch: int = 34) -> list[dict]:
+def run_screen(model, samples, cache_path: Path, cfg: CurationConfig, batch: int = 8) -> list[dict]:
     """The check agent's verdict per IRS sample (resumable through the cache at cache_path)."""
     cache = JsonlCache(cache_path)
     judge = agent_text_judge(model, cache, cfg)
