@@ -76,7 +76,7 @@ temperature = 0.5  # T of Eq. 4 (SRPO: 0.5)
 max_new_tokens = 48  # per continuation (it stops at the verdict line anyway)
 shots = 0  # m, ground-truth exemplars in D_c (from the train split, never the sample or its twin)
 steps = [6]  # branch points i: the intermediate states 1..6 (the six steps)
-verdict_branch = False  # opt-in: also allow i = 7 = T, branching at the verdict token itself
+verdict_branch = False  # opt-in: also allow step 7 (T, the verdict token itself) as a branch point
 batch_samples = 8  # samples explored together in one generate call (no effect on the result)
 seed = 0
 rescore = True  # score every pair's two continuations with the base model (and trained adapters, if any)

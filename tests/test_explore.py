@@ -416,3 +416,58 @@ def test_embedded_end_to_end(embedded, tmp_path):
                 assert "\nAnswer:" not in b["text"]
     s = ex.statistics(trees)
     assert s["samples"] == 2 and s["branches"] == 8
+
+
+# ----------------------------------------------------------------------------- on-policy prefixes (Eq. 2)
+
+from ssui_lib.srpo import onpolicy  # noqa: E402
+
+
+def test_sampled_prefix_uses_the_models_own_steps():
+    path = "Step 1 (A): mine one.\nStep 2 (B): mine two.\nStep 3 (C): mine thr"
+    assert onpolicy.sampled_prefix(path, 1) == "Step 1 (Analyze visual context):"
+    assert onpolicy.sampled_prefix(path, 3) == "Step 1 (A): mine one.\nStep 2 (B): mine two.\n" + ex.header(3)
+    assert onpolicy.sampled_prefix(path, 4).startswith("Step 1 (A)")  # step 3 counts when the path ended cleanly
+    assert onpolicy.sampled_prefix(path, 4, complete=False) is None  # ... but not when the token limit cut it
+    assert onpolicy.sampled_prefix(path, 6) is None  # the path never wrote steps 4-5
+    assert onpolicy.sampled_prefix("Step 2 (B): x\nStep 1 (A): y\n", 3) is None  # out of order
+    with pytest.raises(SSUIError, match="step 7"):
+        onpolicy.sampled_prefix(path, 7)
+
+
+def test_guided_prompt_shows_the_reference_in_the_question_turn():
+    prompt = ex.cot_prompt(SAMPLES[0], [])
+    g = onpolicy.guided_prompt(prompt, ex.reference_path(SAMPLES[0]))
+    assert g[:-1] == prompt[:-1] and prompt[-1]["content"][-1]["text"] == SAMPLES[0].query  # the input is untouched
+    text = g[-1]["content"][-1]["text"]
+    assert text.startswith(SAMPLES[0].query) and ex.reference_path(SAMPLES[0]) in text
+    with pytest.raises(SSUIError, match="empty reference"):
+        onpolicy.guided_prompt(prompt, " ")
+    with pytest.raises(SSUIError, match="user turn"):
+        onpolicy.guided_prompt(prompt[:1], "x")
+
+
+class _PathWriter(ScriptedModel):
+    """Writes its own path (two of its own steps, then cut) when asked without a prefix (Eq. 2)."""
+
+    def generate(self, prompts, params=SamplingParams(), prefixes=None, progress=False):
+        if prefixes is None:
+            self.paths = [p[-1]["content"][-1]["text"] for p in prompts]
+            return [[Generation(text="Step 1 (Mine): own view.\nStep 2 (Mine): own request.\n", n_tokens=9,
+                                finish_reason="stop")] for _ in prompts]
+        return super().generate(prompts, params, prefixes, progress)
+
+
+def test_sampled_prefix_mode_branches_the_models_path_and_skips_what_it_did_not_reach():
+    m = _PathWriter(lambda sid, i, k: truth(sid) if k == 0 else flip(truth(sid)))
+    c = cfg(mode="fixed_k", k=2, steps=(2, 3, 5), prefix="sampled")
+    (t,) = ex.explore(m, SAMPLES[:1], c, exemplar_pool=POOL, progress=False)
+    assert "reference reasoning path" in m.paths[0]  # τ* in context for the sampled path
+    assert [s["i"] for s in t["steps"]] == [2, 3] and t["stats"]["skipped_steps"] == [5]
+    assert t["steps"][1]["prefix"].startswith("Step 1 (Mine): own view.\nStep 2 (Mine)")
+    assert t["path"]["n_tokens"] == 9 and t["stats"]["path_tokens"] == 9 and len(t["pairs"]) == 2
+    assert t["pairs"][0]["prefix"] == t["steps"][0]["prefix"]  # training sees the model's own prefix
+    with pytest.raises(SSUIError, match="prefix"):
+        ex.ExploreConfig(prefix="beam")
+    with pytest.raises(SSUIError, match="verdict branch"):
+        ex.ExploreConfig(prefix="sampled", steps=(6, 7), verdict_branch=True)

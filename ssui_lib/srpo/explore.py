@@ -9,7 +9,10 @@ prefix τ1:i−1 — followed by the header of step i, so the continuation start
 is continued at temperature T to the end of the path (Eq. 4). The branch points are the
 intermediate states i = 1..T−1 (Eq. 8's range); branching at the verdict itself (i = T, where a
 "pair" is the single token " unsafe" vs " safe") is the opt-in setting ``verdict_branch``.
-The prefix is the reference path τ* itself (off-policy), not a path sampled by B as in Eq. 2.
+By default the prefix is the reference path τ* itself (off-policy); ``prefix="sampled"`` reads
+Eq. 2 literally: B first samples its own path with τ* and D_c in context, and the branches continue
+*that* path's steps (:mod:`ssui_lib.srpo.onpolicy`; the tree then records it as ``path``, and a
+branch point the sampled path does not reach is skipped and listed in ``stats.skipped_steps``).
 
 F is three-valued (Eq. 3 as a verifier): a continuation is positive (1) iff its final state
 reaches the ground-truth answer A (``chain.final_verdict`` == ``sample.verdict``), negative (0) iff
@@ -84,6 +87,8 @@ class ExploreConfig:
     batch_samples: int = 4  # samples explored together in one generate call
     header: bool = True  # end each prefix with the header of step i
     seed: int = 0
+    prefix: str = "reference"  # branch τ* itself (off-policy) | "sampled": a path B writes with τ*, D_c in context
+    path_max_new_tokens: int = 512  # prefix "sampled": budget of the sampled path (its six steps)
 
     def __post_init__(self):
         object.__setattr__(self, "steps", tuple(int(i) for i in self.steps))
@@ -99,6 +104,14 @@ class ExploreConfig:
             raise SSUIError(f"explore: temperature must be > 0 (Eq. 4 samples at temperature T), got {self.temperature!r}")
         if not self.steps or any(i not in ALL_STEPS for i in self.steps) or len(set(self.steps)) != len(self.steps):
             raise SSUIError(f"explore: steps must be distinct values in 1..{T_FINAL}, got {list(self.steps)}")
+        from ssui_lib.srpo.onpolicy import PREFIXES
+
+        if self.prefix not in PREFIXES:
+            raise SSUIError(f"explore: prefix must be one of {', '.join(PREFIXES)}, got {self.prefix!r}")
+        if not isinstance(self.path_max_new_tokens, int) or self.path_max_new_tokens < 1:
+            raise SSUIError(f"explore: path_max_new_tokens must be an integer >= 1, got {self.path_max_new_tokens!r}")
+        if self.prefix == "sampled" and T_FINAL in self.steps:
+            raise SSUIError("explore: prefix 'sampled' branches the model's own steps; the verdict branch needs the reference")
         if not isinstance(self.verdict_branch, bool):
             raise SSUIError(f"explore: verdict_branch must be true or false, got {self.verdict_branch!r}")
         if T_FINAL in self.steps and not self.verdict_branch:
@@ -231,7 +244,8 @@ def _round_seed(seed: int, ids: Sequence[str], rnd: int, n: int) -> int:
     return int(cache_key(["explore", seed, list(ids), rnd, n])[:8], 16)
 
 
-def _tree(sample: Sample, exemplar_ids: list[str], jobs: list[_Job], cfg: ExploreConfig, settings: str) -> dict:
+def _tree(sample: Sample, exemplar_ids: list[str], jobs: list[_Job], cfg: ExploreConfig, settings: str,
+          path: dict[str, Any] | None = None) -> dict:
     steps, pairs = [], []
     for j in jobs:
         steps.append({"i": j.i, "prefix": j.prefix, "branches": j.branches})
@@ -243,8 +257,14 @@ def _tree(sample: Sample, exemplar_ids: list[str], jobs: list[_Job], cfg: Explor
         "unverified": sum(b["F"] is None for b in bs), "rounds": max((j.rounds for j in jobs), default=0),
         "settings": settings,
     }
-    return {"id": sample.id, "verdict": sample.verdict, "reference": reference_path(sample),
+    tree = {"id": sample.id, "verdict": sample.verdict, "reference": reference_path(sample),
             "exemplar_ids": exemplar_ids, "steps": steps, "pairs": pairs, "stats": stats}
+    if path is not None:  # prefix "sampled": the path B wrote (Eq. 2) and the branch points it could not serve
+        tree["path"] = path
+        stats["path_tokens"] = path["n_tokens"]
+        stats["tokens"] += path["n_tokens"]
+        stats["skipped_steps"] = [i for i in cfg.steps if i not in {j.i for j in jobs}]
+    return tree
 
 
 def _explore_group(model: ChatModel, group: list[Sample], cfg: ExploreConfig, pool: Sequence[Sample],
@@ -253,12 +273,24 @@ def _explore_group(model: ChatModel, group: list[Sample], cfg: ExploreConfig, po
     load = bool(getattr(model, "supports_images", False))
     jobs: list[_Job] = []
     shots: list[list[str]] = []
+    prompts: list[Prompt] = []
     for slot, s in enumerate(group):
         ex = pick_exemplars(s, pool, cfg.shots, cfg.seed)
         shots.append([e.id for e in ex])
         prompt = cot_prompt(s, ex, load_image=load)  # one prompt object shared by the sample's steps
-        for i in cfg.steps:
-            jobs.append(_Job(slot, i, prompt, step_prefix(s, i, cfg.header)))
+        prompts.append(prompt)
+        if cfg.prefix == "reference":
+            for i in cfg.steps:
+                jobs.append(_Job(slot, i, prompt, step_prefix(s, i, cfg.header)))
+    paths = _sample_paths(model, group, prompts, cfg) if cfg.prefix == "sampled" else [None] * len(group)
+    if cfg.prefix == "sampled":
+        from ssui_lib.srpo.onpolicy import sampled_prefix
+
+        for slot, path in enumerate(paths):
+            for i in cfg.steps:
+                pre = sampled_prefix(path["text"], i, cfg.header, complete=path["finish"] != "length")
+                if pre is not None:
+                    jobs.append(_Job(slot, i, prompts[slot], pre))
     by_slot = {slot: [j for j in jobs if j.slot == slot] for slot in range(len(group))}
     emitted: set[int] = set()
     ids = [s.id for s in group]
@@ -269,7 +301,7 @@ def _explore_group(model: ChatModel, group: list[Sample], cfg: ExploreConfig, po
         for slot, js in by_slot.items():  # finished samples are written before the next round
             if slot not in emitted and slot not in busy:
                 emitted.add(slot)
-                yield _tree(group[slot], shots[slot], js, cfg, settings)
+                yield _tree(group[slot], shots[slot], js, cfg, settings, paths[slot])
         if not wants:
             return
         for n in sorted({n for _, n in wants}, reverse=True):
@@ -287,6 +319,19 @@ def _explore_group(model: ChatModel, group: list[Sample], cfg: ExploreConfig, po
                                        "n_tokens": int(g.n_tokens), "finish": g.finish_reason, "round": rnd})
                 j.rounds += 1
         rnd += 1
+
+
+def _sample_paths(model: ChatModel, group: list[Sample], prompts: list[Prompt], cfg: ExploreConfig) -> list[dict]:
+    """Eq. 2 read literally: one path per sample, sampled at temperature T from D_c + Q with the
+    reference τ* in context (``onpolicy.guided_prompt``), stopped before its verdict line."""
+    from ssui_lib.srpo.onpolicy import PATH_STOP, guided_prompt
+
+    params = SamplingParams(n=1, temperature=cfg.temperature, max_new_tokens=cfg.path_max_new_tokens,
+                            stop=PATH_STOP, seed=_round_seed(cfg.seed, [s.id for s in group], -1, 1))
+    outs = model.generate([guided_prompt(p, reference_path(s)) for p, s in zip(prompts, group)], params)
+    if len(outs) != len(group) or any(len(o) != 1 for o in outs):
+        raise SSUIError(f"model {model.name!r}: generate returned the wrong number of paths")
+    return [{"text": o[0].text, "n_tokens": int(o[0].n_tokens), "finish": o[0].finish_reason} for o in outs]
 
 
 def settings_key(cfg: ExploreConfig, model: ChatModel, F: Verifier, pool_ids: Iterable[str] = ()) -> str:
@@ -530,6 +575,8 @@ def add_commands(sub) -> None:
     p.add_argument("--shots", type=int, default=d.shots, help="m, ground-truth exemplars in the CoT prompt")
     p.add_argument("--shots-from", default="bundled:train", help="dataset spec of the exemplar pool (its train split)")
     p.add_argument("--batch-samples", type=int, default=d.batch_samples, help="samples explored per generate call")
+    p.add_argument("--prefix", choices=("reference", "sampled"), default=d.prefix,
+                   help="branch the reference path (default) or a path the model samples with it in context (Eq. 2)")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true")
@@ -542,7 +589,8 @@ def _cmd_explore(a) -> int:
 
     cfg = ExploreConfig(mode=a.mode, k=a.k, max_samples=a.max_samples, temperature=a.temperature,
                         max_new_tokens=a.max_new_tokens, shots=a.shots, steps=parse_steps(a.steps),
-                        verdict_branch=a.verdict_branch, batch_samples=a.batch_samples, seed=a.seed)
+                        verdict_branch=a.verdict_branch, batch_samples=a.batch_samples, seed=a.seed,
+                        prefix=a.prefix)
     if a.limit is not None and a.limit < 1:
         raise SSUIError(f"--limit: expected an integer >= 1, got {a.limit}")
     samples = load_dataset(a.dataset)
