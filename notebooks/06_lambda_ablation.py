@@ -58,14 +58,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib.book import plots
-from ssui_lib.book import results as book_results
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.explore import load_pairs
-from ssui_lib.eval.heldout import adapter_fingerprint, compare, heldout_eval, results_frame
+from ssui_lib.eval.heldout import compare, results_frame
 from ssui_lib.models import SamplingParams
-from ssui_lib.srpo.runs import adapter_model_name, exploration_data, read_log, train_run
-from ssui_lib.srpo.train import TrainConfig
+from ssui_lib.srpo.runs import exploration_data, heldout_variants, read_log, train_run
+from ssui_lib.srpo.config import TrainConfig
 
 plots.paper_style()
 results_dir = Path("results") / profile / "06"
@@ -101,12 +100,10 @@ for lam in lambdas:
 
 # %%
 logs = {f"λ = {lam:g}": read_log(results_dir / f"lambda_{lam:g}") for lam in lambdas}
-loss_table = (pd.DataFrame({name: log.set_index("step")[["ref", "align", "margin"]].astype(float).mean()
+display(pd.DataFrame({name: log.set_index("step")[["ref", "align", "margin"]].astype(float).mean()
                       for name, log in logs.items()}).T
         .rename(columns={"ref": "mean J_ref (nats/token)", "align": "mean Σ_i J_align,i",
                          "margin": "mean margin L(τ⁺) − L(τ⁻) (nats)"}).round(4))
-display(loss_table)
-book_results.write_table(profile, "06", "loss_parts", loss_table)
 
 # %% [markdown]
 # Every λ sees the same batches; J_ref and Σ J_align are logged separately, so the table shows the
@@ -122,14 +119,10 @@ book_results.write_table(profile, "06", "loss_parts", loss_table)
 params = SamplingParams(max_new_tokens=max_new_tokens, seed=seed)
 test = load_dataset(heldout)
 test = test[:heldout_limit] if heldout_limit else test
-results, eval_s = {}, {}
-for lam in lambdas:
-    adapter = results_dir / f"lambda_{lam:g}" / "adapter"
-    t0 = time.time()
-    results[lam] = heldout_eval(adapter_model_name(model, adapter), test, results_dir / "eval" / f"lambda_{lam:g}",
-                                judge=judge, params=params, fingerprint=adapter_fingerprint(adapter), n_boot=n_boot,
-                                seed=seed, label=f"λ = {lam:g}", force_verdict=force_verdict)
-    eval_s[lam] = time.time() - t0
+results, eval_s = heldout_variants(
+    model, {lam: (f"λ = {lam:g}", results_dir / f"lambda_{lam:g}" / "adapter", results_dir / "eval" / f"lambda_{lam:g}")
+            for lam in lambdas},
+    test, judge=judge, params=params, n_boot=n_boot, seed=seed, force_verdict=force_verdict)
 
 # %%
 table = plots.rates_table({f"λ = {lam:g}": r for lam, r in results.items()}, ("ACC", "SR", "ER", "SER"),
@@ -143,10 +136,6 @@ long["metric"] = long["metric"].replace({"ACC": "verdict accuracy (all held-out)
 fig = plots.sweep_figure(long, x="lambda", chosen=paper_lambda,
                          title=f"SRPO: influence of λ ({heldout}, n = {len(test)})")
 plots.savefig(fig, profile, "06_lambda");
-book_results.write_table(profile, "06", "lambda", table)
-book_results.record(profile, [e for lam, r in results.items() for e in book_results.metric_entries(
-    "06", f"λ = {lam:g}", r["metrics"], names={"ACC": "verdict accuracy" + (" (forced)" if force_verdict else ""),
-                                               "SER": "SER"}, model=model, judge=r["judge"])]);
 
 # %% [markdown]
 # ## What the numbers say

@@ -66,13 +66,13 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib.book import plots
-from ssui_lib.book import results as book_results
 from ssui_lib.core.store import cache_key
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate
 from ssui_lib.eval.judge import resolve_judge
 from ssui_lib.eval.judge_validation import agreement_table, format_agreement, judge_validation, load_validation
-from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
+from ssui_lib.models import SamplingParams, resolve_model
+from ssui_lib.srpo.runs import adapter_base, adapter_model_name, find_adapter
 
 plots.paper_style()
 results_dir = Path("results") / profile / "07"
@@ -98,22 +98,6 @@ for b, (spec, _, data) in bench_data.items():
 # model that folder is its float32 copy. Missing adapters are skipped and listed.
 
 # %%
-def base_folder(name: str):
-    """The local folder an adapter is loaded on, or None (API models take no adapter)."""
-    spec = parse_model_name(name)
-    if spec["kind"] == "embedded":
-        from ssui_lib.models.embedded import ensure_converted
-
-        return ensure_converted()
-    return spec["path"] if spec["kind"] == "hf" and not spec["adapter"] else None
-
-
-def find_adapter(method: str):
-    """The adapter folder of one chapter-05 method (the folder itself or its adapter/ subfolder)."""
-    d = Path("results") / profile / "05" / "adapters" / method
-    return next((p for p in (d, d / "adapter") if (p / "adapter_config.json").is_file()), None)
-
-
 def training_note(adapter: Path) -> str:
     """How much an adapter was trained, from chapter 05's summary.json when it is there."""
     for f in (adapter / "summary.json", adapter.parent / "summary.json"):
@@ -125,13 +109,13 @@ def training_note(adapter: Path) -> str:
 
 variants = {"base": (model, 0), f"ICL {icl_k}-shot": (model, icl_k)}
 notes, missing = {}, []
-base = base_folder(model)
+base = adapter_base(model)
 for method in adapter_methods:
-    adapter = find_adapter(method)
+    adapter = find_adapter(Path("results") / profile / "05" / "adapters" / method)
     if adapter is None or base is None:
         missing.append(method.upper())
     else:
-        variants[method.upper()] = (f"hf:{base}+adapter:{adapter}", 0)
+        variants[method.upper()] = (adapter_model_name(model, adapter), 0)
         notes[method.upper()] = training_note(adapter)
 for other in compare_models:
     variants[other] = (other, 0)
@@ -173,11 +157,7 @@ for label, (name, k) in variants.items():
 # ## RSBench: SR, ER and SER per variant (SRPO Fig. 5)
 
 # %%
-rs_table = plots.rates_table(rsbench, ("SR", "ER", "SER", "S", "E", "SE"), index_names=("variant",))
-display(rs_table)
-book_results.write_table(profile, "07", "rsbench", rs_table)
-book_results.record(profile, [e for label, r in rsbench.items() for e in book_results.metric_entries(
-    "07", label, r["metrics"], names={"SR": "SR", "ER": "ER", "SER": "SER"}, model=r["model"], judge=r["judge"])]);
+display(plots.rates_table(rsbench, ("SR", "ER", "SER", "S", "E", "SE"), index_names=("variant",)))
 fig = plots.rate_bars(plots.rates_long(rsbench, ("SR", "ER", "SER")),
                       title=f"RSBench on {dataset} (judge: {judge})", xlabel="variant")
 plots.savefig(fig, profile, "07_rsbench");
@@ -240,12 +220,6 @@ pd.concat([t.assign(by=b) for b, t in (("all", val_overall), ("style", val_by_st
 print(f"{len(val_rows)} hand-labelled responses for {len({r['record_id'] for r in val_rows})} test-split records; "
       + "; ".join(f"{n}: {t:.1f} s" for n, t in val_seconds.items()))
 display(format_agreement(val_overall))
-for _by, _t in (("overall", val_overall), ("by_style", val_by_style), ("by_category", val_by_category)):
-    book_results.write_table(profile, "07", f"judge_validation_{_by}", _t, index=False)
-book_results.record(profile, [book_results.entry(
-    "07", f"judge {r.criterion} {stat}", r.judge, getattr(r, stat), interval=[getattr(r, f"{stat}_lo"),
-                                                                            getattr(r, f"{stat}_hi")],
-    n=int(r.n), model=None, judge=r.judge) for r in val_overall.itertuples() for stat in ("accuracy", "kappa")]);
 
 # %% [markdown]
 # Per response style (n is small in each row: read the intervals), then per category.
@@ -291,12 +265,7 @@ for b, (spec, img, _) in bench_data.items():
                                              limit=bench_limit or None, seed=seed, paths=False, n_boot=n_boot,
                                              image_dir=img, progress=False)
 if bench_results:
-    bench_table = plots.benchmark_table(bench_results, ("S", "E", "SE"))
-    display(bench_table)
-    book_results.write_table(profile, "07", "benchmarks", bench_table)
-    book_results.record(profile, [e for (label, b), r in bench_results.items() for e in book_results.metric_entries(
-        "07", f"{label} · {b}", r["metrics"], names={"S": "S", "E": "E", "SE": "S&E"}, model=r["model"],
-        judge=r["judge"])]);
+    display(plots.benchmark_table(bench_results, ("S", "E", "SE")))
     mss = {k: r for k, r in bench_results.items() if k[1] == "MSSBench" and "over_refusal" in r}
     if mss:
         display(plots.rates_table(mss, ("over_refusal",), index_names=("variant", "benchmark")))

@@ -259,7 +259,8 @@ def test_enumerations_match_the_library():
     from ssui_lib.curation import REVIEW_POLICIES
     from ssui_lib.eval.icl import BY
     from ssui_lib.srpo.explore import MODES
-    from ssui_lib.srpo.train import METHODS, VARIANTS
+    from ssui_lib.srpo.config import METHODS
+    from ssui_lib.srpo.losses import VARIANTS
 
     assert set(params.TRAIN_METHODS) == set(METHODS) and set(params.LOSS_VARIANTS) == set(VARIANTS)
     assert params.EXPLORE_MODES == MODES and params.ICL_BY == BY and params.REVIEW_POLICIES == REVIEW_POLICIES

@@ -19,6 +19,7 @@ from ssui_lib.eval.heldout import (
     verdict_accuracy,
 )
 from ssui_lib.eval.judge import Judge, Verdict
+from ssui_lib.models import LazyModel
 from ssui_lib.models.base import ChatModel, Generation, SamplingParams, flatten_for_text
 from ssui_lib.core.schema import STEP_KEYS, Sample
 
@@ -131,7 +132,7 @@ def test_heldout_eval_by_name_skips_loading_when_done(tmp_path):
     m = ScriptedModel()
     heldout_eval(m, SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0)
     # the paths are all there: the model name is never resolved (it would fail: no such folder)
-    res = heldout_eval("scripted", SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0)
+    res = heldout_eval(LazyModel("scripted"), SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0)
     assert res["model"] == "scripted" and res["metrics"]["ACC"]["ci"] == [None, None]
 
 
@@ -164,7 +165,7 @@ def test_adapter_fingerprint_and_results_frame(tmp_path):
 
 def test_finished_summary_and_staleness(tmp_path):
     from ssui_lib.srpo.runs import finished_summary, is_stale, read_log
-    from ssui_lib.srpo.train import TrainConfig
+    from ssui_lib.srpo.config import TrainConfig
 
     cfg = TrainConfig(method="sft", max_steps=2, batch_size=1)
     out = tmp_path / "run"
@@ -186,7 +187,7 @@ def test_finished_summary_and_staleness(tmp_path):
 
 def test_train_run_needs_an_exploration(tmp_path):
     from ssui_lib.srpo.runs import train_run
-    from ssui_lib.srpo.train import TrainConfig
+    from ssui_lib.srpo.config import TrainConfig
 
     with pytest.raises(SSUIError, match="no trees.jsonl"):
         train_run("embedded", tmp_path, TrainConfig(), tmp_path / "out")
@@ -257,3 +258,19 @@ def test_exploration_data_missing_names_the_fix(tmp_path):
         exploration_data("smoke", str(tmp_path))
     (tmp_path / "trees.jsonl").write_text("")
     assert exploration_data("smoke", str(tmp_path)) == tmp_path
+
+
+def test_heldout_variants_evaluates_base_and_adapters_without_loading_when_done(tmp_path):
+    from ssui_lib.srpo.runs import heldout_variants
+
+    m = ScriptedModel()
+    heldout_eval(m, SAMPLES, tmp_path / "eval" / "base", judge=WordJudge(), n_boot=0, label="base")
+    # every path is on disk: "scripted" is never resolved (it would fail: not a model name)
+    res, secs = heldout_variants("scripted", {"b": ("base", None, tmp_path / "eval" / "base")}, SAMPLES,
+                                 judge=WordJudge(), n_boot=0)
+    assert list(res) == ["b"] == list(secs) and res["b"]["label"] == "base" and res["b"]["fingerprint"] is None
+    assert res["b"]["metrics"]["ACC"]["value"] == heldout_eval(m, SAMPLES, tmp_path / "eval" / "base",
+                                                               judge=WordJudge(), n_boot=0)["metrics"]["ACC"]["value"]
+    with pytest.raises(SSUIError, match="an adapter needs a local base model"):
+        heldout_variants("openai:gpt-4o", {"x": ("X", tmp_path / "a", tmp_path / "eval" / "x")}, SAMPLES,
+                         judge=WordJudge(), n_boot=0)

@@ -65,10 +65,10 @@ def test_bad_model_names(name, msg):
 
 
 def test_model_name_forms(tmp_path):
-    assert parse_model_name("embedded") == {"kind": "embedded"}
-    assert parse_model_name("hf:/w/q+adapter:/a") == {"kind": "hf", "path": "/w/q", "adapter": "/a"}
-    assert parse_model_name("openai:gpt-4o") == {"kind": "openai", "model": "gpt-4o", "base_url": None}
-    assert parse_model_name("openai-compatible:http://127.0.0.1:8000/v1#qwen") == {
+    assert parse_model_name("embedded").to_dict() == {"kind": "embedded"}
+    assert parse_model_name("hf:/w/q+adapter:/a").to_dict() == {"kind": "hf", "path": "/w/q", "adapter": "/a"}
+    assert parse_model_name("openai:gpt-4o").to_dict() == {"kind": "openai", "model": "gpt-4o", "base_url": None}
+    assert parse_model_name("openai-compatible:http://127.0.0.1:8000/v1#qwen").to_dict() == {
         "kind": "openai", "model": "qwen", "base_url": "http://127.0.0.1:8000/v1"}
     with pytest.raises(SSUIError, match="not found"):
         resolve_model(f"hf:{tmp_path}/missing")

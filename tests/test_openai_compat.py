@@ -367,8 +367,8 @@ def test_plain_http_only_to_loopback_unless_allowed(monkeypatch):
         parse_model_name("openai-compatible:http://10.1.2.3:8000/v1#m")
     with pytest.raises(SSUIError, match="not a loopback"):
         OpenAIChatModel("m", base_url="http://example.com/v1")
-    assert parse_model_name("openai-compatible:https://example.com/v1#m")["base_url"] == "https://example.com/v1"
-    assert parse_model_name("openai-compatible:http://localhost:8000/v1#m")["model"] == "m"
+    assert parse_model_name("openai-compatible:https://example.com/v1#m").base_url == "https://example.com/v1"
+    assert parse_model_name("openai-compatible:http://localhost:8000/v1#m").model == "m"
     monkeypatch.setenv("SSUI_ALLOW_INSECURE_HTTP", "1")
     assert OpenAIChatModel("m", base_url="http://example.com/v1").base_url == "http://example.com/v1"
 

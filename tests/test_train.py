@@ -21,15 +21,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ssui_lib.core.errors import SSUIError  # noqa: E402
 from ssui_lib.srpo.losses import srpo_objective  # noqa: E402
 from ssui_lib.models.hf_lm import load_hf_lm  # noqa: E402
+from ssui_lib.srpo.config import TrainConfig  # noqa: E402
+from ssui_lib.srpo.examples import Pair, TrainExample, build_examples  # noqa: E402
+from ssui_lib.srpo.losses import dpo_loss, orpo_loss  # noqa: E402
 from ssui_lib.srpo.train import (  # noqa: E402
-    Pair,
-    TrainConfig,
-    TrainExample,
     batch_objective,
-    build_examples,
-    dpo_loss,
     epoch_order,
-    orpo_loss,
     step_examples,
     train,
 )
@@ -149,7 +146,7 @@ def test_load_exploration_rebuilds_explorations_prompt_and_pairs(tmp_path):
     from ssui_lib.data.bundled import load_bundled
     from ssui_lib.srpo.explore import cot_prompt, step_prefix
     from ssui_lib.models.base import flatten_for_text
-    from ssui_lib.srpo.train import load_exploration
+    from ssui_lib.srpo.examples import load_exploration
 
     train_set = load_bundled("train")
     s, t, shot = train_set[0], train_set[1], train_set[2]

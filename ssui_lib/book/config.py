@@ -28,13 +28,20 @@ RESERVED = ("profile",)  # injected by the runner into every chapter
 
 @dataclass
 class Chapter:
+    """A chapter of the book: what book.toml says of it (run by ``book.runner``), and the executed
+    notebook that ``book.html`` renders (``notebook``; its page is ``href``)."""
     id: str
     source: Path  # absolute
     rel_source: str
     title: str
     reproduces: str
-    declared: dict[str, Any]  # parameter -> default value, from the notebook's parameters cell
+    declared: dict[str, Any] = field(default_factory=dict)  # parameter -> default, from the parameters cell
     reads: tuple[str, ...] = ()  # earlier chapters whose outputs (results/<profile>/<id>/) it reads
+    notebook: Path | None = None  # the executed notebook (papermill_runs/<profile>/<id>.ipynb)
+
+    @property
+    def href(self) -> str:
+        return f"{self.id}.html"
 
 
 @dataclass

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from ssui_lib.book.config import Chapter
 from ssui_lib.book.search import index_script, page_text
 from ssui_lib.core.errors import SSUIError
 
@@ -97,18 +98,6 @@ def copy_js_assets(static_dir: Path, book_js_dir: Path | None = None) -> dict[st
 # ----------------------------------------------------------------------------- chapters
 
 
-@dataclass(frozen=True)
-class Chapter:
-    id: str
-    title: str
-    notebook: Path
-    reproduces: str
-
-    @property
-    def href(self) -> str:
-        return f"{self.id}.html"
-
-
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -130,7 +119,8 @@ def parse_chapters(chapters: list[dict]) -> list[Chapter]:
         if cid in seen:
             raise SSUIError(f"HTML book: chapter {i}: field 'id': duplicate id {cid!r}")
         seen.add(cid)
-        out.append(Chapter(cid, str(c["title"]), Path(c["notebook"]), str(c.get("reproduces") or "")))
+        nb = Path(c["notebook"])
+        out.append(Chapter(cid, nb, str(nb), str(c["title"]), str(c.get("reproduces") or ""), notebook=nb))
     return out
 
 

@@ -132,9 +132,9 @@ def _data_export(a) -> int:
 # top-level --help), so that ``ssui data …`` and ``ssui book …`` start without loading torch.
 GROUPS: list[Callable] = [_add_book, _add_data]
 LAZY_GROUPS: dict[str, tuple[str, ...]] = {
-    "ssui_lib.srpo.train": ("train",),
+    "ssui_lib.cli.train": ("train",),
     "ssui_lib.srpo.explore": ("explore",),
-    "ssui_lib.eval.evaluate": ("generate", "judge", "eval"),
+    "ssui_lib.cli.evaluate": ("generate", "judge", "eval"),
 }
 
 

@@ -10,8 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.data.images import load_image, registry_caption_problem, resolve_path
-from ssui_lib.models.base import ImageRef
+from ssui_lib.data.images import ImageRef, load_image, registry_caption_problem, resolve_path
 from ssui_lib.core.schema import KINDS, SPLITS, Sample, iter_jsonl, read_samples
 from ssui_lib.core.taxonomy import L1_CATEGORIES
 

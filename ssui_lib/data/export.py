@@ -37,8 +37,7 @@ from datasets import Dataset, Features, Image, List, Value
 
 from ssui_lib.core.chain import render_chain
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.data.images import resolve_path
-from ssui_lib.models.base import ImageRef, caption_text
+from ssui_lib.data.images import ImageRef, caption_text, resolve_path
 from ssui_lib.core.schema import STEP_KEYS, Sample
 from ssui_lib.core.store import atomic_write_dir
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ssui_lib.core.errors import SSUIError
 
@@ -23,6 +24,21 @@ _PACKAGE_DIRS = {
     "sklearn": ("sklearn", "datasets/images"),
     "matplotlib": ("matplotlib", "mpl-data/sample_data"),
 }
+
+
+@dataclass
+class ImageRef:
+    """Pixels (a PIL image, or None in caption-only records) and the caption describing them: the
+    image part of a prompt (``models.base``), built by the data layer (``data.bundled.image_ref``)."""
+
+    caption: str
+    pil: Any = None  # PIL.Image.Image | None
+    source: str | None = None
+
+
+def caption_text(ref: ImageRef) -> str:
+    """What a text-only model sees instead of the pixels ("caption mode")."""
+    return f"[Image: {ref.caption.strip()}]"
 
 
 def _package_dir(pkg: str) -> Path:

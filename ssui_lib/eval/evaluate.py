@@ -28,35 +28,20 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ssui_lib.core.chain import answer_text, has_chain
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, read_jsonl
 
-_STEP_LINE = re.compile(r"^\s*\**\s*Step\s+[1-6]\b", re.IGNORECASE | re.MULTILINE)
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
 # ============================================================================ chains
-
-def has_chain(text: str) -> bool:
-    """True if the text contains a step line ("Step k …") or a "Final verdict:" line."""
-    from ssui_lib.core.chain import final_verdict
-
-    return bool(_STEP_LINE.search(text)) or final_verdict(text) is not None
-
-
-def answer_text(text: str) -> str:
-    """What is judged in "response" mode: the final answer of a chain, else the whole text."""
-    from ssui_lib.core.chain import final_answer
-
-    return final_answer(text) if has_chain(text) else text
-
 
 # ============================================================================ resumable JSONL
 
@@ -410,125 +395,3 @@ def apply_limit(samples: list[Sample], limit: int | None) -> list[Sample]:
     if not isinstance(limit, int) or limit < 1:
         raise SSUIError(f"--limit must be an integer >= 1, got {limit!r}")
     return samples[:limit]
-
-
-# ============================================================================ command line
-
-def _common(p, *, dataset: bool = True) -> None:
-    if dataset:
-        p.add_argument("--dataset", required=True, help="dataset spec: bundled:test, jsonl:PATH, siuo-gen:PATH, …")
-        p.add_argument("--image-dir", help="folder that relative image paths of an external dataset resolve against")
-    p.add_argument("--limit", type=int, help="only the first N samples (dataset order)")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and exemplar choice (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def _judge_args(p) -> None:
-    p.add_argument("--judge", required=True,
-                   help="offline, local:MODEL-NAME, openai:MODEL or openai-compatible:URL#MODEL")
-    p.add_argument("--judge-n", type=int, default=1, help="judge outputs per item, reduced by majority (default 1)")
-    p.add_argument("--judge-max-new-tokens", type=int, default=384)
-
-
-def _gen_args(p) -> None:
-    p.add_argument("--model", required=True,
-                   help="embedded, hf:PATH, hf:PATH+adapter:PATH, openai:MODEL, openai-compatible:URL#MODEL")
-    p.add_argument("--icl", type=int, default=0, metavar="K",
-                   help="K in-context exemplars from bundled:train (default 0)")
-    p.add_argument("--icl-by", choices=("category", "similarity"), default="category")
-    p.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-
-
-def add_commands(sub) -> None:
-    """Register ``generate``, ``judge`` and ``eval`` (called by ssui_lib.cli)."""
-    g = sub.add_parser("generate", help="answer every sample of a dataset -> JSONL {id, response} (resumable)")
-    _gen_args(g)
-    g.add_argument("--out", required=True, help="output JSONL file")
-    g.add_argument("--chain", action="store_true", help="ask for the six-step chain even with --icl 0")
-    _common(g)
-    g.set_defaults(func=_cmd_generate)
-
-    j = sub.add_parser("judge", help="judge responses -> JSONL {id, safe, effective, scored, explanation} (resumable)")
-    _judge_args(j)
-    j.add_argument("--responses", required=True, help="JSONL {id, response} from ssui generate")
-    j.add_argument("--out", required=True, help="output JSONL file")
-    j.add_argument("--mode", choices=("response", "path"), default="response",
-                   help="judge final answers (SIUO S/E) or whole reasoning paths (RSBench SR/ER)")
-    j.add_argument("--cache-dir",
-                   help="judge cache folder (default $SSUI_CACHE_DIR/judges or ~/.cache/ssui-book/judges)")
-    _common(j)
-    j.set_defaults(func=_cmd_judge)
-
-    e = sub.add_parser("eval", help="generate + judge + metrics (S, E, S&E, SR, ER, SER) -> JSON")
-    _gen_args(e)
-    _judge_args(e)
-    e.add_argument("--out", required=True, help="output JSON file")
-    e.add_argument("--work-dir", help="intermediate files (default: OUT.work/ beside the output)")
-    e.add_argument("--no-paths", action="store_true", help="skip the reasoning-path metrics SR, ER, SER")
-    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default 1000)")
-    _common(e)
-    e.set_defaults(func=_cmd_eval)
-
-
-def _params(a):
-    from ssui_lib.models import SamplingParams
-
-    try:
-        return SamplingParams(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed)
-    except ValueError as e:
-        raise SSUIError(f"sampling parameters: {e}") from None
-
-
-def _load(a, *, pictures: bool = True) -> tuple[list[Sample], list[Sample]]:
-    """The dataset of ``--dataset``; ``pictures=False`` (a judge that never looks at them) loads an
-    external benchmark whose images are absent instead of refusing."""
-    from contextlib import nullcontext
-
-    from ssui_lib.data.bundled import load_dataset
-    from ssui_lib.data.loaders.common import pictures_optional
-
-    with (nullcontext() if pictures else pictures_optional()):
-        all_samples = load_dataset(a.dataset, a.image_dir)
-    return all_samples, apply_limit(all_samples, a.limit)
-
-
-def _cmd_generate(a) -> int:
-    all_samples, samples = _load(a)
-    out = generate_responses(a.model, samples, out_path=a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a),
-                             progress=not a.no_progress, chain=a.chain, seed=a.seed, image_dir=a.image_dir,
-                             known_ids={s.id for s in all_samples})
-    print(f"{a.out}: {len(out)} responses ({a.model}, {a.icl}-shot)")
-    return 0
-
-
-def _cmd_judge(a) -> int:
-    from ssui_lib.eval.judge import default_judge_cache_dir, resolve_judge
-
-    judge = resolve_judge(a.judge, cache_dir=a.cache_dir or default_judge_cache_dir(), n=a.judge_n,
-                          max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
-    all_samples, samples = _load(a, pictures=judge.looks_at_images)
-    rows = judge_responses(judge, samples, a.responses, a.out, mode=a.mode, progress=not a.no_progress,
-                           known_ids={s.id for s in all_samples})
-    n_un = sum(not r["scored"] for r in rows)
-    print(f"{a.out}: {len(rows)} verdicts ({judge.name}, {a.mode} mode), {n_un} unscored")
-    return 0
-
-
-def _cmd_eval(a) -> int:
-    from ssui_lib.eval.judge import resolve_judge
-    from ssui_lib.eval.metrics import format_rate
-
-    work = Path(a.work_dir) if a.work_dir else Path(a.out).with_name(Path(a.out).name.removesuffix(".json") + ".work")
-    judge = resolve_judge(a.judge, cache_dir=work / "judge_cache", n=a.judge_n,
-                          max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
-    res = evaluate(a.model, judge, a.dataset, a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a), limit=a.limit,
-                   seed=a.seed, paths=not a.no_paths, work_dir=work, n_boot=a.n_boot, progress=not a.no_progress,
-                   image_dir=a.image_dir)
-    nan = float("nan")
-    shown = "  ".join(
-        f"{k}=" + format_rate({"value": nan if v["value"] is None else v["value"],
-                               "ci": [nan if c is None else c for c in v["ci"]]})
-        for k, v in res["metrics"].items())
-    print(f"{a.out}: n={res['n']} unscored={res['unscored']}  {shown}")
-    return 0

@@ -48,6 +48,7 @@ import pandas as pd
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
+from ssui_lib.models import ChatModel, LazyModel
 from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file
 
 FILES = ("paths.jsonl", "paths.jsonl.meta.json", "path_verdicts.jsonl", "path_verdicts.jsonl.meta.json",
@@ -164,14 +165,14 @@ def choice_logprobs(model, prompts, prefixes: Sequence[str], choices: Sequence[s
 
 
 
-def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], out_path: str | os.PathLike,
+def force_verdicts(model: ChatModel | LazyModel, samples: Sequence[Sample], responses: dict[str, str], out_path: str | os.PathLike,
                    *, seed: int = 0, batch_size: int = 16) -> dict[str, str]:
     """For every sample whose chain has no verdict line, ask for one after
     ``chain + "\\nFinal verdict:"`` (see the module doc: the likelier of " unsafe" / " safe" where
     the model gives log-probabilities, else a few greedy tokens); resumable JSONL ``{id, response,
     method[, logp]}`` (``response``: the completed tail, starting with the header). Returns
-    {id: tail} for the samples that needed one. ``model``: a ChatModel or a zero-argument function
-    returning one (called only when something is left to do)."""
+    {id: tail} for the samples that needed one. ``model``: a ChatModel, or a LazyModel loaded only
+    when something is left to do."""
     from ssui_lib.core.chain import final_verdict
     from ssui_lib.data.bundled import image_ref
     from ssui_lib.eval.evaluate import read_rows
@@ -184,7 +185,7 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
                      resume=True)
     todo = [s for s in need if s.id not in done]
     if todo:
-        m = model() if callable(model) and not hasattr(model, "generate") else model
+        m = LazyModel.of(model).load()
         params = SamplingParams(max_new_tokens=FORCED_TOKENS, seed=seed)
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
@@ -206,7 +207,7 @@ def force_verdicts(model, samples: Sequence[Sample], responses: dict[str, str], 
 # ----------------------------------------------------------------------------- the evaluation
 
 
-def heldout_eval(model, samples: Sequence[Sample], out_dir: str | os.PathLike, *, judge="offline",
+def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_dir: str | os.PathLike, *, judge="offline",
                  params=None, fingerprint: str | None = None, n_boot: int = 1000, seed: int = 0,
                  batch_size: int = 16, progress: bool = False, label: str | None = None,
                  force_verdict: bool = False) -> dict[str, Any]:
@@ -217,16 +218,17 @@ def heldout_eval(model, samples: Sequence[Sample], out_dir: str | os.PathLike, *
     safe / none), "unscored_paths",
     "paths_without_chain", "majority", "files"}``.
 
-    ``model``: a ChatModel or a model name; a name is loaded only when paths are still missing
-    (a finished evaluation is re-read without loading anything). ``judge``: a Judge or a judge
+    ``model``: a ChatModel, or a ``models.LazyModel(name)`` loaded only when paths are still
+    missing (a finished evaluation is re-read without loading anything). ``judge``: a Judge or a judge
     name (a model judge caches in ``out_dir/judge_cache``). ``params``: SamplingParams (default:
     greedy, 256 new tokens). ``fingerprint``: identifies the weights (see module doc).
     ``force_verdict``: ask chains without a verdict line for one (see module doc)."""
     from ssui_lib.eval.evaluate import generate_responses, has_chain, judge_responses, verdict_table
     from ssui_lib.eval.judge import resolve_judge
     from ssui_lib.eval.metrics import rsbench_rates
-    from ssui_lib.models import SamplingParams, resolve_model
+    from ssui_lib.models import SamplingParams
 
+    lazy = LazyModel.of(model)
     samples = list(samples)
     if not samples:
         raise SSUIError("heldout_eval: no samples to evaluate")
@@ -238,17 +240,14 @@ def heldout_eval(model, samples: Sequence[Sample], out_dir: str | os.PathLike, *
                              "force_verdict": "likelihood, else greedy" if force_verdict else False})
     ids = [s.id for s in samples]
     paths_file, verdicts_file = out / "paths.jsonl", out / "path_verdicts.jsonl"
-    name = model if isinstance(model, str) else model.name
-    if isinstance(model, str) and not _complete(paths_file, ids):
-        model = resolve_model(model)
-    loaded = model
-    if isinstance(model, str):  # every path is there: a stand-in that only carries the name
-        model = _NamedOnly(model)
-    responses = generate_responses(model, samples, out_path=paths_file, chain=True, params=params, seed=seed,
+    name = lazy.name
+    # every path there and nothing loaded yet: a stand-in that only carries the name
+    gen_model = lazy.load() if lazy.loaded or not _complete(paths_file, ids) else _NamedOnly(name)
+    responses = generate_responses(gen_model, samples, out_path=paths_file, chain=True, params=params, seed=seed,
                                    batch_size=batch_size, progress=progress)
     forced: dict[str, str] = {}
     if force_verdict:
-        forced = force_verdicts(lambda: loaded if not isinstance(loaded, str) else resolve_model(loaded), samples,
+        forced = force_verdicts(lazy, samples,
                                 responses, out / "forced.jsonl", seed=seed, batch_size=batch_size)
     if isinstance(judge, str):
         judge = resolve_judge(judge, cache_dir=out / "judge_cache", seed=seed)

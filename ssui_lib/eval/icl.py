@@ -23,17 +23,53 @@ import random
 from typing import Sequence
 
 from ssui_lib.core.errors import SSUIError
-from ssui_lib.models.base import ImageRef, Prompt
 from ssui_lib.core.schema import Sample
+from ssui_lib.data.bundled import load_bundled
+from ssui_lib.models.base import ImageRef, Prompt
 
 BY = ("category", "similarity")
 
 
-def exemplar_pool(split: str = "train") -> list[Sample]:
-    """IRS records of the bundled ``split`` that have a reasoning chain (the exemplar candidates)."""
-    from ssui_lib.data.bundled import load_bundled
+def exemplar_pool(split: str = "train", *, with_reasoning: bool = True) -> list[Sample]:
+    """IRS records of the bundled ``split`` (the exemplar candidates of ICL, of exploration's CoT
+    prompt and of the curation agents' prompts); ``with_reasoning`` keeps only those with a chain."""
+    return [s for s in load_bundled(split) if s.kind == "irs" and (s.reasoning or not with_reasoning)]
 
-    return [s for s in load_bundled(split) if s.kind == "irs" and s.reasoning]
+
+def exemplars_by_category(pool: Sequence[Sample], category: str, n: int) -> list[Sample]:
+    """n worked examples for a prompt about ``category`` (the curation agents): records of that
+    class first, shortest first (short prompts keep small models fast), then the other classes;
+    deterministic."""
+    if n <= 0:
+        return []
+
+    def size(s: Sample) -> tuple[int, int, str]:
+        return (s.category.l1 != category, len(s.query) + len(s.safe_reply) + len(s.unsafe_reply or ""), s.id)
+
+    return sorted(pool, key=size)[:n]
+
+
+def balanced_exemplars(sample: Sample, pool: Sequence[Sample], m: int, seed: int = 0) -> list[Sample]:
+    """m ground-truth exemplars for SRPO's CoT prompt D_c: from ``pool`` (the train split), never
+    the sample itself nor its twin (same picture), with reasoning paths, alternating unsafe / safe
+    verdicts so the prompt does not lean towards one answer. The same seed gives every sample the
+    same choice (up to its own exclusions)."""
+    if m <= 0:
+        return []
+    banned = {sample.id, sample.pair_id}
+    cands = sorted((s for s in pool if s.id not in banned and s.pair_id != sample.id and s.reasoning),
+                   key=lambda s: s.id)
+    random.Random(seed).shuffle(cands)
+    by_verdict = {v: [s for s in cands if s.verdict == v] for v in ("unsafe", "safe")}
+    out: list[Sample] = []
+    order = ("unsafe", "safe")
+    while len(out) < m and any(by_verdict.values()):
+        for v in order:
+            if by_verdict[v] and len(out) < m:
+                out.append(by_verdict[v].pop(0))
+    if len(out) < m:
+        raise SSUIError(f"exemplars: asked for {m}, the pool has only {len(out)} usable for sample {sample.id!r}")
+    return out
 
 
 def _related(a: Sample, b: Sample) -> bool:

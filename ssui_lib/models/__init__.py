@@ -10,23 +10,56 @@
 """
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams
+from ssui_lib.models.openai_compat import check_base_url
 
-__all__ = ["ChatModel", "Generation", "ImageRef", "Prompt", "SamplingParams", "resolve_model", "parse_model_name"]
+__all__ = ["ChatModel", "Generation", "ImageRef", "Prompt", "SamplingParams", "resolve_model", "parse_model_name", "ModelSpec", "LazyModel"]
 
 FORMS = "embedded, hf:PATH, hf:PATH+adapter:PATH, openai:MODEL, openai-compatible:URL#MODEL"
 
 
-def parse_model_name(name: str) -> dict:
-    """Split a model name into its parts; SSUIError for a name that does not resolve."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model name resolved once, at the edge, into its parts (see the module docstring).
+
+    ``kind`` is ``embedded``, ``hf`` (``path``, optional ``adapter``) or ``openai`` (``model``,
+    ``base_url`` None for the OpenAI API itself); ``name`` is the name it was parsed from."""
+    kind: str
+    name: str
+    path: str | None = None
+    adapter: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """A model whose weights are on this machine (embedded or hf:PATH)."""
+        return self.kind in ("embedded", "hf")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parts that matter for the kind (``name`` aside)."""
+        if self.kind == "embedded":
+            return {"kind": "embedded"}
+        if self.kind == "hf":
+            return {"kind": "hf", "path": self.path, "adapter": self.adapter}
+        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
+
+
+def parse_model_name(name: str | ModelSpec) -> ModelSpec:
+    """The :class:`ModelSpec` of a model name; SSUIError for a name that does not resolve."""
+    if isinstance(name, ModelSpec):
+        return name
     if not isinstance(name, str) or not name.strip():
         raise SSUIError(f"model name must be a non-empty string (forms: {FORMS})")
     name = name.strip()
     if name == "embedded":
-        return {"kind": "embedded"}
+        return ModelSpec("embedded", name)
     if name.startswith("hf:"):
         rest = name[3:]
         path, _, adapter = rest.partition("+adapter:")
@@ -34,12 +67,12 @@ def parse_model_name(name: str) -> dict:
             raise SSUIError(f"model {name!r}: missing PATH after 'hf:'")
         if "+adapter:" in rest and not adapter:
             raise SSUIError(f"model {name!r}: missing PATH after '+adapter:'")
-        return {"kind": "hf", "path": path, "adapter": adapter or None}
+        return ModelSpec("hf", name, path=path, adapter=adapter or None)
     if name.startswith("openai:"):
         model = name[len("openai:"):]
         if not model:
             raise SSUIError(f"model {name!r}: missing MODEL after 'openai:'")
-        return {"kind": "openai", "model": model, "base_url": None}
+        return ModelSpec("openai", name, model=model)
     if name.startswith("openai-compatible:"):
         rest = name[len("openai-compatible:"):]
         url, sep, model = rest.rpartition("#")
@@ -47,16 +80,12 @@ def parse_model_name(name: str) -> dict:
             raise SSUIError(f"model {name!r}: expected openai-compatible:URL#MODEL")
         if not url.startswith(("http://", "https://")):
             raise SSUIError(f"model {name!r}: URL must start with http:// or https://")
-        from ssui_lib.models.openai_compat import check_base_url
-
         check_base_url(url, f"model {name!r}")
-        return {"kind": "openai", "model": model, "base_url": url}
+        return ModelSpec("openai", name, model=model, base_url=url)
     raise SSUIError(f"unknown model name {name!r} (forms: {FORMS})")
 
 
 def is_vlm_folder(path: str) -> bool:
-    import json
-
     cfg = Path(path) / "config.json"
     if not cfg.is_file():
         raise SSUIError(f"hf:{path}: no config.json in that folder")
@@ -64,23 +93,63 @@ def is_vlm_folder(path: str) -> bool:
     return "vision_config" in c
 
 
-def resolve_model(name: str, *, cache_dir=None, response_cache=None, **kw) -> ChatModel:
-    """The ChatModel for a model name (see module docstring)."""
+def resolve_model(name: str | ModelSpec, *, cache_dir=None, response_cache=None, **kw) -> ChatModel:
+    """The ChatModel for a model name or :class:`ModelSpec` (see module docstring). The backends
+    are imported here, on demand: each pulls in torch/transformers or an HTTP client, and
+    ``import ssui_lib.models`` must stay light (the ``ssui data``/``ssui book`` start-up)."""
     spec = parse_model_name(name)
-    if spec["kind"] == "embedded":
+    if spec.kind == "embedded":
         from ssui_lib.models.embedded import load_embedded
 
         return load_embedded(cache_dir, **kw)
-    if spec["kind"] == "hf":
-        if not Path(spec["path"]).is_dir():
-            raise SSUIError(f"model {name!r}: folder {spec['path']!r} not found")
-        if is_vlm_folder(spec["path"]):
+    if spec.kind == "hf":
+        if not Path(spec.path).is_dir():
+            raise SSUIError(f"model {spec.name!r}: folder {spec.path!r} not found")
+        if is_vlm_folder(spec.path):
             from ssui_lib.models.hf_vlm import HFVisionChatModel
 
-            return HFVisionChatModel(spec["path"], adapter=spec["adapter"], name=name, **kw)
+            return HFVisionChatModel(spec.path, adapter=spec.adapter, name=spec.name, **kw)
         from ssui_lib.models.hf_lm import load_hf_lm
 
-        return load_hf_lm(spec["path"], adapter=spec["adapter"], name=name, **kw)
+        return load_hf_lm(spec.path, adapter=spec.adapter, name=spec.name, **kw)
     from ssui_lib.models.openai_compat import OpenAIChatModel
 
-    return OpenAIChatModel(spec["model"], base_url=spec["base_url"], cache=response_cache, **kw)
+    return OpenAIChatModel(spec.model, base_url=spec.base_url, cache=response_cache, **kw)
+
+
+class LazyModel:
+    """A model that is loaded on first use: a name resolved at the edge (:class:`ModelSpec`), or a
+    ChatModel already loaded. Library functions that may finish without a model (a resumed run
+    whose outputs are all on disk) take one of these and call :meth:`load` only when they must."""
+
+    def __init__(self, name: str | ModelSpec, **resolve_kw: Any):
+        self.spec: ModelSpec | None = name if isinstance(name, ModelSpec) else None
+        self.name: str = name.name if isinstance(name, ModelSpec) else name
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise SSUIError(f"model name must be a non-empty string (forms: {FORMS})")
+        self._kw = resolve_kw
+        self._model: ChatModel | None = None
+
+    @classmethod
+    def of(cls, model: "ChatModel | LazyModel") -> "LazyModel":
+        """``model`` itself if it is a LazyModel, else a LazyModel already holding the ChatModel."""
+        if isinstance(model, LazyModel):
+            return model
+        if isinstance(model, str) or not hasattr(model, "generate"):
+            raise SSUIError(f"expected a ChatModel or models.LazyModel(name), got {type(model).__name__} {model!r}")
+        lazy = cls(model.name)
+        lazy._model = model
+        return lazy
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def load(self) -> ChatModel:
+        """The ChatModel (resolved from the name on the first call)."""
+        if self._model is None:
+            self._model = resolve_model(self.spec or self.name, **self._kw)
+        return self._model
+
+    def __repr__(self) -> str:
+        return f"LazyModel({self.name!r}, loaded={self.loaded})"

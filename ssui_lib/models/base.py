@@ -19,17 +19,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ssui_lib.data.images import ImageRef, caption_text  # noqa: F401  (part of the model interface)
+
 Message = dict[str, Any]
 Prompt = list[Message]
-
-
-@dataclass
-class ImageRef:
-    """Pixels (a PIL image, or None in caption-only records) and the caption describing them."""
-
-    caption: str
-    pil: Any = None  # PIL.Image.Image | None
-    source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +81,6 @@ class ChatModel(ABC):
     def describe(self) -> dict[str, Any]:
         """What a manifest records about this model (never a secret)."""
         return {"name": self.name}
-
-
-def caption_text(ref: ImageRef) -> str:
-    return f"[Image: {ref.caption.strip()}]"
 
 
 def flatten_for_text(prompt: Prompt) -> list[dict[str, str]]:

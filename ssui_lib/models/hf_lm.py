@@ -25,6 +25,7 @@ import torch
 from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+from ssui_lib.models.trainable import LM_TARGETS
 
 
 SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs
@@ -96,6 +97,14 @@ class HFCausalChatModel(ChatModel):
         if not cont:
             raise SSUIError("empty continuation: nothing to score")
         return Encoded(ctx + cont, [-100] * len(ctx) + cont)
+
+    def collate_rows(self, rows: Sequence[Any]) -> list[dict[str, torch.Tensor]]:
+        """Training rows (``models.trainable.Row``) as one padded forward batch (TrainableBackend)."""
+        return [self.collate([self.encode(r.prompt, r.continuation, prefix=r.prefix, add_eos=r.add_eos) for r in rows])]
+
+    def lora_target_modules(self) -> list[str]:
+        """The attention + MLP projections a LoRA adapter wraps (TrainableBackend)."""
+        return list(LM_TARGETS)
 
     def collate(self, items: Sequence[Encoded], device=None) -> dict[str, torch.Tensor]:
         """Right-padded batch with attention mask and -100 labels on padding."""

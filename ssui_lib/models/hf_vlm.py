@@ -444,6 +444,11 @@ class HFVisionChatModel(ChatModel):
 
     # -- training helpers and metadata
 
+    def collate_rows(self, rows: Sequence[Any]) -> list[dict[str, torch.Tensor]]:
+        """Training rows (``models.trainable.Row``) as forward batches, one per row: pixels and
+        image-grid tensors are per batch (TrainableBackend)."""
+        return [self.encode(r.prompt, r.continuation, prefix=r.prefix, add_eos=r.add_eos) for r in rows]
+
     def lora_target_modules(self) -> str:
         """peft ``target_modules`` for this model's language model (attention + MLP projections)."""
         return lora_targets(self.model_type)

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Prompt
+from ssui_lib.srpo.runs import adapter_model_name, find_adapter
 
 PairKey = tuple[str, int, int, str]
 Scores = dict[PairKey, float]
@@ -83,27 +84,6 @@ def margin_frame(variants: Mapping[str, Mapping[PairKey, float]]):
              "L_neg": sc[(sid, i, j, "neg")], "margin": m}
             for name, sc in variants.items() for (sid, i, j), m in margins(sc).items()]
     return pd.DataFrame(rows, columns=["variant", "sample_id", "step", "j", "L_pos", "L_neg", "margin"])
-
-
-def find_adapter(folder: str | Path) -> Path | None:
-    """The LoRA adapter folder (holding ``adapter_config.json``) in ``folder`` or ``folder/adapter``."""
-    p = Path(folder)
-    for cand in (p, p / "adapter"):
-        if (cand / "adapter_config.json").is_file():
-            return cand
-    return None
-
-
-def adapter_model_name(base: str, adapter: str | Path) -> str:
-    """The model name of ``base`` with a LoRA adapter (``hf:PATH+adapter:PATH``); the embedded
-    model is addressed through its converted float32 copy."""
-    if base == "embedded":
-        from ssui_lib.models.embedded import ensure_converted
-
-        return f"hf:{ensure_converted()}+adapter:{adapter}"
-    if base.startswith("hf:") and "+adapter:" not in base:
-        return f"{base}+adapter:{adapter}"
-    raise SSUIError(f"model {base!r}: an adapter can be attached to 'embedded' or 'hf:PATH' only")
 
 
 def trained_variants(base: str, adapters_root: str | Path) -> dict[str, str]:

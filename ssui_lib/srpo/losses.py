@@ -209,3 +209,22 @@ VARIANTS: dict[str, Callable[..., Tensor]] = {
     "loglik": align_loss,
     "odds_ratio": orpo_align_loss,
 }
+
+
+# ----------------------------------------------------------------------------- the baselines' losses (DPO, ORPO)
+
+
+def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor, ref_chosen: torch.Tensor,
+             ref_rejected: torch.Tensor, beta: float = 0.1) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023), per pair: −log σ(β · [(π_c − ref_c) − (π_r − ref_r)]) on summed
+    log-likelihoods of the whole paths (TRL's ``sigmoid`` loss). Shapes [P] → [P]."""
+    margin = (policy_chosen - ref_chosen) - (policy_rejected - ref_rejected)
+    return -F.logsigmoid(beta * margin)
+
+
+def orpo_loss(nll_chosen: torch.Tensor, avg_logp_chosen: torch.Tensor, avg_logp_rejected: torch.Tensor,
+              beta: float = 0.1) -> torch.Tensor:
+    """ORPO (Hong, Lee and Thorne 2024), per pair: NLL(chosen) + β · (−log σ(log odds_c − log odds_r)),
+    with the mean-token NLL of the chosen path and length-averaged log-probs in the odds (as TRL's
+    ORPOTrainer). The odds-ratio term is :func:`ssui_lib.srpo.losses.orpo_align_loss`. Shapes [P] → [P]."""
+    return nll_chosen + beta * orpo_align_loss(avg_logp_chosen, avg_logp_rejected)

@@ -15,14 +15,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.schema import Sample
 from ssui_lib.core.store import check_settings, read_settings
-from ssui_lib.srpo.train import TrainConfig, config_key, data_fingerprint, load_exploration, load_trainable, train
+from ssui_lib.eval.heldout import adapter_fingerprint, heldout_eval
+from ssui_lib.models import LazyModel, is_vlm_folder, parse_model_name
+from ssui_lib.models.embedded import ensure_converted
+from ssui_lib.srpo.config import TrainConfig, config_key
+from ssui_lib.srpo.examples import data_fingerprint, load_exploration
+from ssui_lib.srpo.train import load_trainable, train
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -69,10 +76,8 @@ def is_stale(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> boo
 
 def _wants_images(model_name: str) -> bool:
     """Whether the model takes pixels (a local VLM folder); decided without loading it."""
-    from ssui_lib.models import is_vlm_folder, parse_model_name
-
     spec = parse_model_name(model_name)
-    return spec["kind"] == "hf" and is_vlm_folder(spec["path"])
+    return spec.kind == "hf" and is_vlm_folder(spec.path)
 
 
 def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, out_dir: str | os.PathLike, *,
@@ -117,21 +122,34 @@ def read_log(out_dir: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def adapter_base(base_model: str) -> str | None:
+    """The local folder a LoRA adapter of ``base_model`` is loaded on (the embedded model's is its
+    float32 copy), or None for a model that takes no adapter (an API model, a model that already
+    carries one)."""
+    spec = parse_model_name(base_model)
+    if spec.kind == "embedded":
+        return str(ensure_converted())
+    if spec.kind == "hf" and not spec.adapter:
+        return spec.path
+    return None
+
+
 def adapter_model_name(base_model: str, adapter_dir: str | os.PathLike) -> str:
     """The model name that loads a trained adapter on its base model: ``hf:<base folder>+adapter:<dir>``
-    (the embedded model's base folder is its float32 copy). SSUIError for an API model."""
-    from ssui_lib.models import parse_model_name
-
-    spec = parse_model_name(base_model)
-    if spec["kind"] == "embedded":
-        from ssui_lib.models.embedded import ensure_converted
-
-        base = str(ensure_converted())
-    elif spec["kind"] == "hf" and not spec["adapter"]:
-        base = spec["path"]
-    else:
+    (see :func:`adapter_base`). SSUIError for a model that takes no adapter (an API model)."""
+    base = adapter_base(base_model)
+    if base is None:
         raise SSUIError(f"model {base_model!r}: an adapter needs a local base model (embedded or hf:PATH)")
     return f"hf:{base}+adapter:{adapter_dir}"
+
+
+def find_adapter(folder: str | os.PathLike) -> Path | None:
+    """The LoRA adapter folder (holding ``adapter_config.json``) in ``folder`` or ``folder/adapter``."""
+    p = Path(folder)
+    for cand in (p, p / "adapter"):
+        if (cand / "adapter_config.json").is_file():
+            return cand
+    return None
 
 
 def exploration_data(profile: str, exploration_dir: str = "") -> Path:
@@ -142,3 +160,23 @@ def exploration_data(profile: str, exploration_dir: str = "") -> Path:
         raise SSUIError(f"{data_dir}/trees.jsonl is missing: this chapter trains on chapter 04's exploration. "
                         f"Run it first: ssui book run --profile {profile} --chapters 04 (or set exploration_dir)")
     return data_dir
+
+
+def heldout_variants(base_model: str, variants: Mapping[Any, tuple[str, str | os.PathLike | None, str | os.PathLike]],
+                     samples: Sequence[Sample], **heldout_kw: Any) -> tuple[dict[Any, dict], dict[Any, float]]:
+    """Held-out evaluation (``eval.heldout.heldout_eval``) of the base model and of trained
+    adapters, as chapters 05 and 06 run it: ``variants`` maps a key to (label, adapter folder or
+    None for the base model itself, output folder). Each adapter is loaded on ``base_model``
+    (:func:`adapter_model_name`) and fingerprinted by its weights, so a retrained adapter is
+    re-evaluated; a finished evaluation is re-read without loading a model. ``heldout_kw`` go to
+    ``heldout_eval`` (judge, params, n_boot, seed, force_verdict, …). Returns (results, seconds)
+    by key."""
+    results, seconds = {}, {}
+    for key, (label, adapter, out) in variants.items():
+        name = adapter_model_name(base_model, adapter) if adapter is not None else base_model
+        t0 = time.perf_counter()
+        results[key] = heldout_eval(LazyModel(name), samples, out, label=label,
+                                    fingerprint=adapter_fingerprint(adapter) if adapter is not None else None,
+                                    **heldout_kw)
+        seconds[key] = time.perf_counter() - t0
+    return results, seconds

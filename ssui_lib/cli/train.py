@@ -1,0 +1,58 @@
+"""``ssui train``: SRPO path optimization or the SFT / DPO / ORPO baselines (LoRA)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.srpo.losses import VARIANTS
+from ssui_lib.srpo.config import METHODS, TrainConfig
+from ssui_lib.srpo.examples import load_exploration
+from ssui_lib.srpo.train import load_trainable, train
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def add_commands(sub) -> None:
+    """``ssui train --method srpo|sft|dpo|orpo --data DIR --out DIR [...]``."""
+    p = sub.add_parser("train", help="SRPO path optimization or the SFT / DPO / ORPO baselines (LoRA)",
+                       description="Train a LoRA adapter on an exploration folder (DIR/trees.jsonl). "
+                                   "Writes OUT/adapter, OUT/log.jsonl, OUT/summary.json; resumes from OUT's checkpoint.")
+    p.add_argument("--method", required=True, choices=METHODS)
+    p.add_argument("--data", required=True, metavar="DIR", help="exploration output folder (trees.jsonl)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--model", default="embedded", help="embedded or hf:PATH (default: embedded)")
+    p.add_argument("--dataset", help="dataset spec of the explored samples (default: the one DIR/stats.json records, "
+                                        "else bundled:all)")
+    p.add_argument("--lam", type=float, default=0.3)
+    p.add_argument("--k", type=float, default=1.0)
+    p.add_argument("--variant", choices=tuple(VARIANTS), default="loglik")
+    p.add_argument("--beta", type=float, default=0.1, help="DPO beta / ORPO odds-ratio weight")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--max-steps", type=int)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--max-len", type=int)
+    p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(a) -> int:
+    cfg = TrainConfig(method=a.method, lam=a.lam, k=a.k, variant=a.variant, beta=a.beta, epochs=a.epochs,
+                      max_steps=a.max_steps, lr=a.lr, batch_size=a.batch_size, lora_rank=a.lora_rank,
+                      max_len=a.max_len, save_every=a.save_every, seed=a.seed)
+    if not (Path(a.data) / "trees.jsonl").is_file():  # before the model load: fail in milliseconds
+        raise SSUIError(f"--data {a.data}: no trees.jsonl there (an exploration output folder: ssui explore --out DIR)")
+    cm = load_trainable(a.model)
+    examples = load_exploration(a.data, cfg.method, dataset=a.dataset,
+                                load_images=bool(getattr(cm, "supports_images", False)))
+    s = train(cm, examples, cfg, a.out, progress=not a.no_progress)
+    first = f"{s['first_loss']:.4f}" if s["first_loss"] is not None else "-"
+    final = f"{s['final_loss']:.4f}" if s["final_loss"] is not None else "-"
+    print(f"train {s['method']}: {s['steps']} steps on {s['n_examples']} examples ({s['n_pairs']} pairs); "
+          f"loss {first} -> {final}; adapter {Path(a.out) / 'adapter'}")
+    return 0
