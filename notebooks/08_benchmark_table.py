@@ -38,8 +38,10 @@
 #
 # The book never downloads or ships benchmark data. Under the `smoke` profile the chapter runs on a
 # few hand-written items per benchmark (`tests/fixtures/external/`, written from the published field
-# lists, not benchmark data), with the approximate offline judge mapped onto each label set by a fixed
-# rule; under `paper` it reads the files you obtained (README: "Benchmarks").
+# lists, not benchmark data), with the rule-based offline judge (`offline-rules`: refusal and warning
+# phrases plus sentence-embedding similarity; nothing to train) mapped onto each label set by a fixed
+# rule (`bench_judges.offline_label`); under `paper` it reads the files you obtained (README:
+# "Benchmarks") and judges with GPT-4o.
 
 # %% tags=["parameters"]
 profile = "smoke"
