@@ -133,7 +133,7 @@ def _data_export(a) -> int:
 GROUPS: list[Callable] = [_add_book, _add_data]
 LAZY_GROUPS: dict[str, tuple[str, ...]] = {
     "ssui_lib.cli.train": ("train",),
-    "ssui_lib.srpo.explore": ("explore",),
+    "ssui_lib.cli.explore": ("explore",),
     "ssui_lib.cli.evaluate": ("generate", "judge", "eval"),
 }
 
