@@ -25,10 +25,12 @@ import torch
 from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+from ssui_lib.models.kv_cache import ReservedCache
 from ssui_lib.models.trainable import LM_TARGETS
 
 
 SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs
+STOP_CHECK_EVERY = 8  # decode steps between looks for stop strings (decoding text every step costs more)
 
 
 def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
@@ -61,6 +63,62 @@ class Encoded:
     labels: list[int]
 
 
+class _Decoded:
+    """Per row of a decode: the token drawn at each step, its log-probability, and where the row ended
+    (``n_tokens`` kept, ``n_lp`` steps whose log-probabilities count; None while it runs)."""
+
+    def __init__(self, rows: int, steps: int, device):
+        self.steps = steps
+        self.ids = torch.zeros((rows, max(steps, 1)), dtype=torch.long)
+        self.lp = torch.zeros((rows, max(steps, 1)), dtype=torch.float64)
+        self.n_tokens: list[int | None] = [None] * rows
+        self.n_lp: list[int | None] = [None] * rows
+
+    def record(self, step: int, rows: torch.Tensor, ids: torch.Tensor, lp: torch.Tensor) -> None:
+        self.ids[rows.cpu(), step] = ids.cpu()
+        self.lp[rows.cpu(), step] = lp.double().cpu()
+
+    def end_at(self, rows: torch.Tensor, step: int, keep_token: bool) -> None:
+        for r in rows.tolist():
+            self.n_tokens[r] = step + 1 if keep_token else step
+            self.n_lp[r] = step + 1
+
+    def find_stop_strings(self, tok, stops: Sequence[str], max_stop: int, first: int, last: int) -> list[int]:
+        """End every row at the first of its tokens ``first..last`` after which its last
+        ``max_stop + 4`` tokens decode to text containing a stop string (exactly what checking at
+        every step would do); returns the rows that were still running."""
+        w = max_stop + 4
+        lo = max(0, first + 1 - w)
+        hit = []
+        for r, end in enumerate(self.n_tokens):
+            hi = last if end is None else end - 1
+            if hi < first:
+                continue
+            ids = self.ids[r, : hi + 1].tolist()
+            if not any(s in tok.decode(ids[lo:], skip_special_tokens=False) for s in stops):
+                continue
+            for j in range(first, hi + 1):
+                if any(s in tok.decode(ids[max(0, j + 1 - w): j + 1], skip_special_tokens=False) for s in stops):
+                    self.n_tokens[r] = self.n_lp[r] = j + 1
+                    if end is None:
+                        hit.append(r)
+                    break
+        return hit
+
+    def results(self) -> tuple[list[list[int]], list[str], list[float]]:
+        """Each row's kept token ids, finish reason and summed log-probability."""
+        ids, finish, lps = [], [], []
+        for r, (n, k) in enumerate(zip(self.n_tokens, self.n_lp)):
+            ids.append(self.ids[r, : self.steps if n is None else n].tolist())
+            finish.append("length" if n is None else "stop")
+            lps.append(float(self.lp[r, : self.steps if k is None else k].sum()))
+        return ids, finish, lps
+
+
+def _n_layers(model) -> int:
+    return model.config.get_text_config().num_hidden_layers
+
+
 class HFCausalChatModel(ChatModel):
     supports_images = False
     supports_prefix = True
@@ -68,7 +126,7 @@ class HFCausalChatModel(ChatModel):
     supports_logprobs = True
 
     def __init__(self, model, tokenizer, *, name: str = "hf", info: dict[str, Any] | None = None,
-                 max_batch_rows: int = 32):
+                 max_batch_rows: int = 64):
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
@@ -176,20 +234,28 @@ class HFCausalChatModel(ChatModel):
         shared = shared_prefix_len(seqs) if len(seqs) > 1 else 0
         if shared < SHARED_PREFIX_MIN:
             shared = 0
-        # 1) prefill each distinct prompt once; a prefix common to all of them, once for all
-        cache = None
-        if shared:
-            out = model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), use_cache=True)
-            cache = out.past_key_values
-            cache.batch_repeat_interleave(len(seqs))
         rest = [x[shared:] for x in seqs]
         width = max(len(x) for x in rest)
+        T = p.max_new_tokens
+        # every layer's keys/values go into one buffer sized for the whole generation (no per-step copy)
+        cache = ReservedCache(_n_layers(model), shared + width + T)
+        # 1) prefill each distinct prompt once; a prefix common to all of them, once for all.
+        #    Only the last position's logits are needed (logits_to_keep=1): the LM head over every
+        #    prompt position would cost about a fifth of the prefill for nothing.
+        if shared:
+            model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), past_key_values=cache,
+                  use_cache=True, logits_to_keep=1)
+            cache.batch_repeat_interleave(len(seqs))
         ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in rest], device=dev)
         own = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rest], device=dev)
         pos = shared + (own.cumsum(-1) - 1).clamp(min=0)
-        mask = torch.cat([torch.ones(len(rest), shared, dtype=own.dtype, device=dev), own], 1)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
-        cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+        W = shared + width
+        mask = torch.zeros(len(rest), W + T, dtype=own.dtype, device=dev)
+        mask[:, :shared] = 1
+        mask[:, shared:W] = own
+        out = model(input_ids=ids, attention_mask=mask[:, :W], position_ids=pos, past_key_values=cache,
+                    use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1, :].float()
         # 2) share it among the prompt's n samples
         if p.n > 1:
             cache.batch_repeat_interleave(p.n)
@@ -197,46 +263,48 @@ class HFCausalChatModel(ChatModel):
             mask = mask.repeat_interleave(p.n, 0)
             pos = pos.repeat_interleave(p.n, 0)
         rows = logits.shape[0]
+        dec = _Decoded(rows, T, dev)
         next_pos = pos[:, -1] + 1
         done = torch.zeros(rows, dtype=torch.bool, device=dev)
         live = torch.arange(rows, device=dev)  # batch position -> row, for the rows still decoding
-        finish = ["length"] * rows
-        gen_ids: list[list[int]] = [[] for _ in range(rows)]
-        lp_sum = torch.zeros(rows, dtype=torch.float64)
+        stop_ids = torch.tensor(sorted(self._stop_ids), dtype=torch.long, device=dev)
         max_stop = max((len(s) for s in p.stop), default=0)
-        # 3) decode all rows together; finished rows leave the batch (their cache rows are dropped)
-        #    once they are a quarter of it, so one long row does not keep paying for the short ones
-        for _ in range(p.max_new_tokens):
-            logp = torch.log_softmax(logits, -1)
+        checked = 0  # steps whose tokens were checked for stop strings
+        # 3) decode all rows together, with no per-row Python per step: end-of-turn ids are found
+        #    on the id tensor; stop strings are looked for every STOP_CHECK_EVERY steps on the new
+        #    tokens (a row that ended a few steps earlier is cut back to where it ended, so the
+        #    result is the same as checking every step). Finished rows leave the batch (their cache
+        #    rows dropped) once they are a quarter of it, so one long row does not pay for the rest.
+        for step in range(T):
+            lse = torch.logsumexp(logits, -1)
             nxt = self._sample(logits, p, gen)
-            step_lp = logp.gather(-1, nxt[:, None]).squeeze(-1).double().cpu()
-            for b, r in enumerate(live.tolist()):
-                if done[b]:
-                    continue
-                lp_sum[r] += step_lp[b]
-                t = int(nxt[b])
-                if t in self._stop_ids:
-                    done[b] = True
-                    finish[r] = "stop"
-                    continue
-                gen_ids[r].append(t)
-                if max_stop:
-                    tail = tok.decode(gen_ids[r][-(max_stop + 4):], skip_special_tokens=False)
-                    if any(s in tail for s in p.stop):
-                        done[b] = True
-                        finish[r] = "stop"
-            if bool(done.all()):
+            step_lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - lse
+            act = ~done
+            dec.record(step, live[act], nxt[act], step_lp[act])
+            eos = torch.isin(nxt, stop_ids) & act
+            if bool(eos.any()):
+                dec.end_at(live[eos], step, keep_token=False)
+                done |= eos
+            all_done = bool(done.all())
+            if max_stop and (step + 1 - checked >= STOP_CHECK_EVERY or all_done or step == T - 1):
+                hit = dec.find_stop_strings(tok, p.stop, max_stop, checked, step)
+                if hit:
+                    done |= torch.isin(live, torch.tensor(hit, dtype=torch.long, device=dev))
+                    all_done = bool(done.all())
+                checked = step + 1
+            if all_done or step == T - 1:
                 break
             if int(done.sum()) * 4 >= len(live):
                 keep = (~done).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
                 live, nxt, mask, next_pos, done = live[keep], nxt[keep], mask[keep], next_pos[keep], done[keep]
             nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
-            mask = torch.cat([mask, (~done).long()[:, None]], 1)
-            out = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                        past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+            mask[:, W + step] = (~done).long()
+            out = model(input_ids=nxt[:, None], attention_mask=mask[:, : W + step + 1],
+                        position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
+            logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
+        gen_ids, finish, lp_sum = dec.results()
         ledger.count("tokens_prefilled", shared + sum(len(x) for x in rest))
         ledger.count("tokens_generated", sum(len(g) for g in gen_ids))
         ledger.count("sequences_generated", rows)
@@ -250,7 +318,7 @@ class HFCausalChatModel(ChatModel):
                 if cut >= 0:
                     text = text[:cut]
                 row_gens.append(Generation(text=text, n_tokens=len(gen_ids[r]), finish_reason=finish[r],
-                                           logprob=float(lp_sum[r])))
+                                           logprob=lp_sum[r]))
             res.append(row_gens)
         return res
 
