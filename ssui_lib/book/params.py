@@ -43,8 +43,8 @@ def check_model(value: Any, root: Path) -> None:
 
 
 def check_judge(value: Any, root: Path) -> None:
-    """offline, local:MODEL-NAME, openai:MODEL or openai-compatible:URL#MODEL."""
-    if value == "offline":
+    """offline, offline-rules, local:MODEL-NAME, openai:MODEL or openai-compatible:URL#MODEL."""
+    if value in ("offline", "offline-rules"):
         return
     if not isinstance(value, str):
         raise SSUIError("expected a judge name")
