@@ -20,9 +20,11 @@ each twin's reply (safe, effective), a refusal of it (safe, not effective: over-
 after an unneeded caution (safe, effective), its last sentence alone (safe, effective) and a
 description (safe, not effective). A third of the IRS
 records are repeated without their unsafe reply, as external benchmarks (SIUO) have none. The
-hyperparameters were fixed before any test-split data existed and checked once on rows written the
-same way from the dev split (:func:`dev_check`); the hand-labelled validation set (test split) is
-never used for fitting or selection.
+hyperparameters were fixed in advance and checked once on rows written the same way from the dev
+split (:func:`dev_check`: 99% on both criteria, which says only that the templates are learnt, not
+that real replies are judged well); the hand-labelled validation set (test split) is never used for
+fitting or selection, and chapter 07 reports the judge on it. In path mode the same model judges
+the whole path as one text (no reference-path feature).
 
 Training takes place at first use and the fitted model is cached on disk (``joblib``) under
 ``$SSUI_CACHE_DIR/offline_judge/`` keyed by a hash of the training rows, :data:`FEATURE_VERSION`
