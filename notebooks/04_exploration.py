@@ -39,7 +39,13 @@
 # the prefixes correct by construction (a positive continuation then extends a sound chain), costs
 # no extra generation, and makes the trees of two models comparable prefix by prefix; the price is
 # that the prefixes are not the model's own, so the pairs teach it to continue good reasoning
-# rather than to recover from its own early steps.
+# rather than to recover from its own early steps. The literal reading is the setting
+# `prefix = "sampled"`: the model first writes its own path with τ* and D_c in context, and the
+# branches continue *its* steps (a branch point its path does not reach is skipped and counted).
+# Every profile uses `prefix = "reference"`: the sampled path costs a full extra generation per
+# sample (about 500 tokens for six steps), and a small model's own steps are often incomplete
+# or out of format, which leaves fewer branch points. `ssui explore --prefix sampled` (and
+# `--prefix reference`) on the same samples measures the two: pairs per sample, tokens per pair.
 #
 # The search lives in `ssui_lib.srpo.explore` (this notebook only calls it). Two modes:
 # `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are
@@ -77,6 +83,7 @@ max_new_tokens = 48  # per continuation (it stops at the verdict line anyway)
 shots = 0  # m, ground-truth exemplars in D_c (from the train split, never the sample or its twin)
 steps = [6]  # branch points i: the intermediate states 1..6 (the six steps)
 verdict_branch = False  # opt-in: also allow step 7 (T, the verdict token itself) as a branch point
+prefix = "reference"  # branch the reference path (off-policy) or "sampled": a path the model writes with it in context
 batch_samples = 8  # samples explored together in one generate call (no effect on the result)
 seed = 0
 rescore = True  # score every pair's two continuations with the base model (and trained adapters, if any)
@@ -93,6 +100,7 @@ from IPython.display import HTML, Markdown, display
 
 from ssui_lib.srpo import branch_scores
 from ssui_lib.book import plots
+from ssui_lib.book import results as book_results
 from ssui_lib.srpo import explore as ex
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.models import resolve_model
@@ -104,7 +112,7 @@ samples = samples[:n_samples] if n_samples else samples
 pool = [s for s in load_dataset("bundled:train") if s.split == "train"] if shots else []
 cfg = ex.ExploreConfig(mode=mode, k=k, max_samples=max_samples, temperature=temperature,
                        max_new_tokens=max_new_tokens, shots=shots, steps=tuple(steps),
-                       verdict_branch=verdict_branch, batch_samples=batch_samples, seed=seed)
+                       verdict_branch=verdict_branch, batch_samples=batch_samples, seed=seed, prefix=prefix)
 out_dir = Path("results") / profile / "04"
 trees_path = out_dir / "trees.jsonl"
 print(f"{dataset}: exploring {len(samples)} samples ({sum(s.kind == 'irs' for s in samples)} IRS, "
@@ -165,6 +173,15 @@ summary = pd.Series({
 display(summary)
 step_df = ex.step_frame(trees)
 display(step_df.style.format({"positive_rate": "{:.2f}"}, na_rep="–").hide(axis="index"))
+book_results.write_table(profile, "04", "summary", summary)
+book_results.write_table(profile, "04", "steps", step_df, index=False)
+book_results.record(profile, [book_results.entry("04", metric, f"prefix {cfg.prefix}", stats[key], n=stats["samples"],
+                                                 model=model, judge=None)
+                              for metric, key in (("pairs per sample", "pairs_per_sample"),
+                                                  ("generated tokens per pair", "tokens_per_pair"),
+                                                  ("positive rate (verified branches)", "positive_rate"),
+                                                  ("samples with a pair (share)", "samples_with_pair_rate"),
+                                                  ("unverified branches", "unverified"))]);
 
 # %%
 fig = plots.positive_rate_figure(step_df, title=f"Positive continuations per branch point ({model}, T = {temperature})")
