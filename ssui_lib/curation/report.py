@@ -9,6 +9,7 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.store import JsonlCache
 from ssui_lib.curation.settings import STAGES, STAGE_TITLES, Seed
 from ssui_lib.curation.run import Candidate, CandidateLog
+import pandas as pd
 
 
 # ============================================================================ reading a run
@@ -34,8 +35,6 @@ def candidate_table(out_dir: str | Path):
     """A pandas DataFrame, one row per candidate: id, image, hint (the risk area explored), status
     (accepted / rejected / pending review / in progress), the stage that decided it and why, the
     question and its category, and one column per stage (``STAGES``) with passed / rejected / –."""
-    import pandas as pd
-
     decisions = latest_decisions(out_dir)
     rows = []
     for c in load_candidates(out_dir):
@@ -65,8 +64,6 @@ def candidate_table(out_dir: str | Path):
 def funnel(out_dir: str | Path):
     """The yield of each stage: a DataFrame with stage, title, entered, passed, rejected, pending
     (entered = candidates that reached the stage; revision is entered by every assembled record)."""
-    import pandas as pd
-
     t = candidate_table(out_dir)
     rows = []
     for st in STAGES:

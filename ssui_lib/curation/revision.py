@@ -15,6 +15,7 @@ from ssui_lib.curation.settings import DECISIONS, EDITABLE, REVIEW_POLICIES
 from ssui_lib.curation.run import Candidate
 from ssui_lib.curation.agents import map_category
 from ssui_lib.curation.report import _revision_log, _revision_reason, latest_decisions, load_candidates
+from ssui_lib.core.schema import iter_jsonl
 
 
 # ============================================================================ stage 6: manual revision
@@ -106,8 +107,6 @@ def apply_decisions_file(out_dir: str | Path, path: str | Path, reviewer: str | 
     """Headless revision from a JSONL file of ``{id, decision, reason?, edits?, reviewer?}`` lines.
     Every line is validated before anything is written (errors name file:line); a line whose
     decision is already the candidate's latest one is skipped, so applying a file twice is harmless."""
-    from ssui_lib.core.schema import iter_jsonl
-
     rows = []
     cands = {c.id: c for c in reviewable(out_dir)}
     for n, obj in iter_jsonl(path):

@@ -18,6 +18,7 @@ from ssui_lib.curation.agents import (
     _model_id, query_stage, reasoning_stage, TextJudge, agent_text_judge, text_safety_stage, summary_stage,
 )
 from ssui_lib.curation.reflection import normalise, reflection_stage
+from ssui_lib.models import prompts as P
 
 
 # ============================================================================ candidates and the event log
@@ -25,7 +26,6 @@ from ssui_lib.curation.reflection import normalise, reflection_stage
 @dataclass
 class Candidate:
     """One candidate: its picture, index and the events logged for it so far."""
-
     seed: Seed
     k: int
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -80,7 +80,6 @@ def _event_key(cid: str, stage: str) -> str:
 class CandidateLog:
     """The append-only stage-event log of a run (``candidates.jsonl``, JsonlCache lines keyed
     ``"<candidate id>|<stage>"``: a killed write is skipped on reopen, nothing is ever rewritten)."""
-
     def __init__(self, path: str | Path):
         self.store = JsonlCache(path)
 
@@ -101,7 +100,6 @@ class CandidateLog:
 @dataclass
 class CurationRun:
     """What :func:`run_curation` returns: the folder and the candidates in processing order."""
-
     out_dir: Path
     candidates: list[Candidate]
 
@@ -113,8 +111,6 @@ class CurationRun:
 
 def prompts_fingerprint() -> str:
     """A short hash of the agents' prompt texts: a changed prompt makes a different run."""
-    from ssui_lib.models import prompts as P
-
     texts = [P.CURATION_SYSTEM, P.TEXT_ONLY_SYSTEM, P.query_agent_instructions("<hint>"),
              P.reasoning_agent_instructions("<question>", "<category>"), json.dumps(P.text_safety_prompt("<q>", "<a>"))]
     return cache_key(texts)[:12]

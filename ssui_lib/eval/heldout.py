@@ -46,10 +46,16 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from ssui_lib.core.chain import final_verdict
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
-from ssui_lib.models import ChatModel, LazyModel
 from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file
+from ssui_lib.data.bundled import image_ref
+from ssui_lib.eval.evaluate import generate_responses, has_chain, judge_responses, read_rows, verdict_table
+from ssui_lib.eval.judge import resolve_judge
+from ssui_lib.eval.metrics import bootstrap_means, percentile_interval, rsbench_rates
+from ssui_lib.models import ChatModel, LazyModel, SamplingParams
+from ssui_lib.models.prompts import chain_prompt
 
 FILES = ("paths.jsonl", "paths.jsonl.meta.json", "path_verdicts.jsonl", "path_verdicts.jsonl.meta.json",
          "forced.jsonl", "result.json")
@@ -63,8 +69,6 @@ FORCED_TOKENS = 4  # " unsafe" / " safe" and a newline
 def prediction_table(samples: Sequence[Sample], responses: dict[str, str]) -> pd.DataFrame:
     """One row per sample: id, kind, category (level 1), truth (the ground-truth verdict),
     predicted (the path's final verdict, None when unparseable), correct (bool; unparseable = False)."""
-    from ssui_lib.core.chain import final_verdict
-
     rows = []
     for s in samples:
         if s.id not in responses:
@@ -79,8 +83,6 @@ def verdict_accuracy(table: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, 
     """Share of correct final verdicts in a :func:`prediction_table` with a percentile-bootstrap
     interval: ``{"value", "ci": [lo, hi], "n", "correct", "unparseable"}`` (NaN for an empty table;
     unparseable rows are in the denominator as wrong)."""
-    from ssui_lib.eval.metrics import bootstrap_means, percentile_interval
-
     missing = [c for c in ("correct", "predicted") if c not in table.columns]
     if missing:
         raise SSUIError(f"verdict_accuracy: missing column(s) {', '.join(missing)} (use prediction_table)")
@@ -136,8 +138,6 @@ def _check_fingerprint(out: Path, key: dict[str, Any]) -> None:
 
 def _complete(path: Path, ids: Sequence[str]) -> bool:
     """True when a JSONL file of {id, …} rows already holds every id (nothing left to generate)."""
-    from ssui_lib.eval.evaluate import read_rows
-
     if not path.is_file():
         return False
     try:
@@ -173,12 +173,6 @@ def force_verdicts(model: ChatModel | LazyModel, samples: Sequence[Sample], resp
     method[, logp]}`` (``response``: the completed tail, starting with the header). Returns
     {id: tail} for the samples that needed one. ``model``: a ChatModel, or a LazyModel loaded only
     when something is left to do."""
-    from ssui_lib.core.chain import final_verdict
-    from ssui_lib.data.bundled import image_ref
-    from ssui_lib.eval.evaluate import read_rows
-    from ssui_lib.models import SamplingParams
-    from ssui_lib.models.prompts import chain_prompt
-
     need = [s for s in samples if final_verdict(responses[s.id]) is None]
     out = Path(out_path)
     done = read_rows(out, lambda r: None if isinstance(r.get("response"), str) else "field 'response': expected a string",
@@ -223,11 +217,6 @@ def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_di
     name (a model judge caches in ``out_dir/judge_cache``). ``params``: SamplingParams (default:
     greedy, 256 new tokens). ``fingerprint``: identifies the weights (see module doc).
     ``force_verdict``: ask chains without a verdict line for one (see module doc)."""
-    from ssui_lib.eval.evaluate import generate_responses, has_chain, judge_responses, verdict_table
-    from ssui_lib.eval.judge import resolve_judge
-    from ssui_lib.eval.metrics import rsbench_rates
-    from ssui_lib.models import SamplingParams
-
     lazy = LazyModel.of(model)
     samples = list(samples)
     if not samples:
@@ -276,7 +265,6 @@ def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_di
 class _NamedOnly:
     """Stands in for a model whose paths are all generated already: generate_responses checks its
     name against the file's settings and never calls it."""
-
     supports_images = False
 
     def __init__(self, name: str):

@@ -26,6 +26,8 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.data.bundled import load_bundled
 from ssui_lib.models.base import ImageRef, Prompt
+from ssui_lib.data.embeddings import embed_texts
+from ssui_lib.models.prompts import chain_prompt, zero_shot
 
 BY = ("category", "similarity")
 
@@ -110,7 +112,6 @@ def select_exemplars(sample: Sample, k: int, *, by: str = "category", pool: Sequ
         rng.shuffle(same)
         rng.shuffle(other)
         return (same + other)[:k]
-    from ssui_lib.data.embeddings import embed_texts
 
     vecs = embed_texts([_text(sample)] + [_text(p) for p in candidates])
     sims = vecs[1:] @ vecs[0]
@@ -122,8 +123,6 @@ def icl_prompt(sample: Sample, exemplars: Sequence[Sample], image: ImageRef | No
     """The k-shot prompt: exemplars (caption + query, then chain + verdict + reply), then the target
     (its picture + query). No exemplars: the plain zero-shot prompt. ``image`` is the target's
     picture (``data.image_ref``); default: its caption only."""
-    from ssui_lib.models.prompts import chain_prompt, zero_shot
-
     if any(_related(e, sample) for e in exemplars):
         raise SSUIError(f"ICL: the exemplars of {sample.id!r} include the sample itself or its twin")
     image = image if image is not None else ImageRef(caption=sample.image.caption, source=sample.image.source)

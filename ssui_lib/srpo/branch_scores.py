@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping, Sequence
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Prompt
 from ssui_lib.srpo.runs import adapter_model_name, find_adapter
+import pandas as pd
 
 PairKey = tuple[str, int, int, str]
 Scores = dict[PairKey, float]
@@ -78,8 +79,6 @@ def margins(scores: Mapping[PairKey, float]) -> dict[tuple[str, int, int], float
 
 def margin_frame(variants: Mapping[str, Mapping[PairKey, float]]):
     """One row per (variant, pair): sample_id, step, j, L(τ+), L(τ−), margin."""
-    import pandas as pd
-
     rows = [{"variant": name, "sample_id": sid, "step": i, "j": j, "L_pos": sc[(sid, i, j, "pos")],
              "L_neg": sc[(sid, i, j, "neg")], "margin": m}
             for name, sc in variants.items() for (sid, i, j), m in margins(sc).items()]

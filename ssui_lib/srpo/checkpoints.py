@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft.utils import set_peft_model_state_dict
+from safetensors.torch import load_file
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.store import atomic_write_dir, atomic_write_text, check_settings, read_jsonl, read_settings
@@ -51,8 +53,6 @@ def load_checkpoint(out: Path, cm, optimizer, cfg: TrainConfig, data_key: str) -
     check_settings(out, {"data": meta.get("data")}, {"data": data_key}, what="different training data",
                    hint="use another --out to start afresh")
     folder = out / meta["latest"]
-    from peft.utils import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     weights = folder / "adapter" / "adapter_model.safetensors"
     if not weights.is_file():

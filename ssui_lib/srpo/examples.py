@@ -12,6 +12,12 @@ from typing import Any, Callable, Iterable, Sequence
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import Prompt
 from ssui_lib.srpo.config import METHODS, _check_choice
+from ssui_lib.core.chain import render_chain
+from ssui_lib.data.bundled import load_dataset
+from ssui_lib.models.base import flatten_for_text
+from ssui_lib.srpo.explore import cot_prompt, load_pairs
+from ssui_lib.srpo.explore import read_trees as read_explore_trees
+import hashlib
 
 
 # ----------------------------------------------------------------------------- data
@@ -22,7 +28,6 @@ class Pair:
     """One contrastive pair of SRPO Eq. 6 for a sample: the shared prefix τ_1:i−1 (the reference
     path's first i−1 steps) and a positive / negative continuation of it (F = 1 / F = 0).
     The same fields, in the same order, as ``explore.PairRow`` (``Pair(*row)``)."""
-
     sample_id: str
     step: int
     prefix: str
@@ -34,7 +39,6 @@ class Pair:
 class TrainExample:
     """What one unit of a batch is trained on: the question prompt Q, the reference path τ*
     (srpo, sft) and the contrastive pairs (srpo: all of the sample's steps; dpo/orpo: one)."""
-
     sample_id: str
     prompt: Prompt
     reference: str | None = None
@@ -64,10 +68,6 @@ def build_examples(method: str, references: dict[str, str], pairs: Iterable[Pair
 def data_fingerprint(examples: Sequence[TrainExample]) -> str:
     """A hash of the training data (ids, references, pairs; prompts' text) so that a resumed run
     refuses to continue on different data."""
-    import hashlib
-
-    from ssui_lib.models.base import flatten_for_text
-
     h = hashlib.sha256()
     for ex in examples:
         h.update(json.dumps([ex.sample_id, flatten_for_text(ex.prompt), ex.reference,
@@ -103,11 +103,6 @@ def load_exploration(data_dir: str | os.PathLike, method: str, *, dataset: str |
     tree records (``exemplar_ids``, looked up in the dataset and in the exemplar pool ``shots_from``
     named in DIR/stats.json). The samples come from ``dataset``, else the dataset DIR/stats.json
     names, else ``bundled:all``. ``load_images`` gives a VLM the pixels."""
-    from ssui_lib.core.chain import render_chain
-    from ssui_lib.data.bundled import load_dataset
-    from ssui_lib.srpo.explore import cot_prompt, load_pairs
-    from ssui_lib.srpo.explore import read_trees as read_explore_trees
-
     d = Path(data_dir)
     trees_path = d / "trees.jsonl"
     rows, refs = load_pairs(d)  # SSUIError if DIR/trees.jsonl is missing

@@ -40,6 +40,7 @@ schedule (linear warm-up, then constant) does not depend on ``max_steps``, so a 
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -48,10 +49,16 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
 import torch
+from peft import LoraConfig, get_peft_model
+from tqdm.auto import tqdm
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.store import append_jsonl, atomic_write_dir, atomic_write_text
+from ssui_lib.models import parse_model_name, resolve_model
+from ssui_lib.models.embedded import EMBEDDED_NAME, ensure_converted
+from ssui_lib.models.hf_lm import load_hf_lm
 from ssui_lib.models.trainable import Row, TrainableBackend
 from ssui_lib.srpo.checkpoints import _read_log, load_checkpoint, save_checkpoint
 from ssui_lib.srpo.config import TrainConfig
@@ -87,8 +94,6 @@ def _device(cm) -> torch.device:
 
 
 def _accepts_logits_to_keep(model) -> bool:
-    import inspect
-
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
         return "logits_to_keep" in inspect.signature(base.forward).parameters
@@ -246,8 +251,6 @@ def default_targets(cm: TrainableBackend) -> list[str] | str:
 def attach_lora(cm, cfg: TrainConfig):
     """Wrap ``cm.model`` in a peft LoRA model (in place: pass a freshly loaded model). Seeded, so the
     adapter's initial weights depend only on ``cfg.seed``."""
-    from peft import LoraConfig, get_peft_model
-
     if hasattr(cm.model, "peft_config"):
         raise SSUIError(f"{getattr(cm, 'name', 'model')}: already has a LoRA adapter; train from a base model")
     targets = cfg.target_modules if cfg.target_modules is not None else default_targets(cm)
@@ -264,12 +267,7 @@ def attach_lora(cm, cfg: TrainConfig):
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-    try:
-        import numpy as np
-
-        np.random.seed(seed)
-    except ImportError:  # pragma: no cover
-        pass
+    np.random.seed(seed)
 
 
 # ----------------------------------------------------------------------------- the schedule of examples
@@ -338,8 +336,6 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
 
     bar = None
     if progress and start < n_total:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=n_total, initial=start, desc=f"train {cfg.method}", unit="step")
     model.train()
     t0 = time.perf_counter() - elapsed
@@ -393,12 +389,8 @@ def load_trainable(name: str):
 
     The embedded model is loaded from its converted folder without the process-wide cache that
     ``load_embedded`` keeps (training edits the modules in place)."""
-    from ssui_lib.models import parse_model_name, resolve_model
-
     spec = parse_model_name(name)
     if spec.kind == "embedded":
-        from ssui_lib.models.embedded import EMBEDDED_NAME, ensure_converted
-        from ssui_lib.models.hf_lm import load_hf_lm
 
         cm = load_hf_lm(str(ensure_converted()), name="embedded")
         cm.info["model"] = EMBEDDED_NAME

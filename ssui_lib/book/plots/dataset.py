@@ -11,6 +11,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 from ssui_lib.core.schema import Sample  # noqa: E402
 
 from ssui_lib.book.plots.style import PALETTE, _wrap
+from collections import Counter
+from ssui_lib.core.schema import SPLITS
+from ssui_lib.core.taxonomy import L1_CATEGORIES
+import numpy as np
+import pandas as pd
 
 
 # ----------------------------------------------------------------------------- chapter 02: curation and dataset statistics
@@ -19,8 +24,6 @@ def curation_funnel(funnel_df, title: str = "Curation funnel: candidates kept by
     """SSUI §2.2 / SRPO Fig. 2 as numbers: one horizontal bar per stage (top = first), split into
     passed / rejected / pending review, labelled 'passed of entered (yield)'. ``funnel_df`` is
     ssui_lib.curation.funnel(run_dir)."""
-    import numpy as np
-
     df = funnel_df.reset_index(drop=True)
     y = np.arange(len(df))[::-1]
     fig, ax = plt.subplots(figsize=(9.0, 0.62 * len(df) + 1.6))
@@ -50,10 +53,6 @@ def _kind_label(kind: str) -> str:
 
 def category_kind_counts(samples: Sequence[Sample]):
     """Records per SSUI level-1 class and kind (a DataFrame: rows = classes in taxonomy order)."""
-    import pandas as pd
-
-    from ssui_lib.core.taxonomy import L1_CATEGORIES
-
     df = pd.DataFrame([{"category": s.category.l1, "kind": s.kind} for s in samples])
     t = pd.crosstab(df["category"], df["kind"]) if len(df) else pd.DataFrame()
     return t.reindex(index=list(L1_CATEGORIES), columns=["irs", "twin"], fill_value=0)
@@ -81,8 +80,6 @@ def category_kind_figure(samples: Sequence[Sample], title: str = "Records per ca
 
 def query_length_figure(samples: Sequence[Sample], title: str = "Query length by kind"):
     """Histogram of query lengths in words, IRS records vs benign twins, with each kind's median."""
-    import numpy as np
-
     lengths = {k: [len(s.query.split()) for s in samples if s.kind == k] for k in ("irs", "twin")}
     allv = [v for vs in lengths.values() for v in vs] or [0]
     bins = np.arange(min(allv), max(allv) + 3, 2) - 0.5
@@ -104,10 +101,6 @@ def query_length_figure(samples: Sequence[Sample], title: str = "Query length by
 
 def split_figure(samples: Sequence[Sample], title: str = "Records per split and kind"):
     """Grouped bars: records in each split (train / dev / test / none), IRS vs benign twin."""
-    import numpy as np
-
-    from ssui_lib.core.schema import SPLITS
-
     splits = list(SPLITS) + (["(none)"] if any(s.split is None for s in samples) else [])
     x = np.arange(len(splits))
     fig, ax = plt.subplots(figsize=(6.5, 4.0))
@@ -128,10 +121,6 @@ def split_figure(samples: Sequence[Sample], title: str = "Records per split and 
 def taxonomy_figure(samples: Sequence[Sample], title: str = "Taxonomy of the IRS records (level 1 inside, level 2 outside)"):
     """SRPO Fig. 3 style: a two-ring donut of the IRS records, level-1 classes (inner ring, with
     counts) and their level-2 classes (outer ring)."""
-    from collections import Counter
-
-    from ssui_lib.core.taxonomy import L1_CATEGORIES
-
     irs = [s for s in samples if s.kind == "irs"]
     l1 = Counter(s.category.l1 for s in irs)
     l2 = Counter((s.category.l1, s.category.l2 or "(unspecified)") for s in irs)
@@ -151,7 +140,6 @@ def taxonomy_figure(samples: Sequence[Sample], title: str = "Taxonomy of the IRS
             outer_cols.append((r, g, b, 0.45 + 0.5 * (i + 1) / (len(subs) + 1)))
     owedges, _ = ax.pie([l2[k] for k in outer_keys], radius=1.0, colors=outer_cols, startangle=90, counterclock=False,
                         wedgeprops=dict(width=0.36, edgecolor="white"))
-    import numpy as np
 
     for w, k in zip(owedges, outer_keys):
         ang = np.deg2rad((w.theta1 + w.theta2) / 2)

@@ -9,6 +9,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 from ssui_lib.book.plots.style import PALETTE, _wrap
+from matplotlib.lines import Line2D
+from scipy.stats import binomtest
+from ssui_lib.core.schema import STEPS
+from ssui_lib.srpo.explore import T_FINAL
+from ssui_lib.srpo.explore import header
+import numpy as np
 
 
 # ----------------------------------------------------------------------------- chapter 04: exploration
@@ -21,7 +27,6 @@ def wilson_interval(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of a proportion k/n (NaNs when n = 0); scipy's implementation."""
     if n <= 0:
         return float("nan"), float("nan")
-    from scipy.stats import binomtest
 
     r = binomtest(int(k), int(n)).proportion_ci(confidence_level=ci, method="wilson")
     return float(r.low), float(r.high)
@@ -30,10 +35,6 @@ def wilson_interval(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:
 def positive_rate_figure(step_df, *, title: str = "Positive continuations per branch point"):
     """Share of verified branches with F = 1 at each step (``explore.step_frame``), with 95% Wilson
     intervals, the counts (positives / verified) above each bar and the pairs found below the axis."""
-    import numpy as np
-
-    from ssui_lib.srpo.explore import header
-
     fig, ax = plt.subplots(figsize=(max(4.8, 1.3 * len(step_df) + 2.0), 4.0))
     xs = np.arange(len(step_df))
     vals, los, his = [], [], []
@@ -68,12 +69,6 @@ def branch_tree_figure(tree: dict, *, title: str | None = None):
     """SRPO Fig. 4 style: one sample's reference path v0 → … → v_T along x, and at each branch
     point i the sampled continuations fanning out of v_{i−1}, colored by F; the branches that form
     the contrastive pair (τ_i^+, τ_i^−) are drawn thick; the line length grows with the tokens."""
-    import numpy as np
-    from matplotlib.lines import Line2D
-
-    from ssui_lib.srpo.explore import T_FINAL
-    from ssui_lib.core.schema import STEPS
-
     steps = {int(s["i"]): s["branches"] for s in tree["steps"]}
     paired = {(int(p["i"]), p["pos"]) for p in tree.get("pairs", [])} | {(int(p["i"]), p["neg"]) for p in tree.get("pairs", [])}
     most = max((len(b) for b in steps.values()), default=1)
@@ -113,8 +108,6 @@ def branch_tree_figure(tree: dict, *, title: str | None = None):
 def margin_figure(margin_df, *, title: str = "Log-likelihood margin of each contrastive pair"):
     """L(τ+) − L(τ−) (Eq. 7) of every pair, one column per step and one color per model variant
     (``branch_scores.margin_frame``); above zero the model already prefers the positive branch."""
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     variants = list(dict.fromkeys(margin_df["variant"]))
     steps = sorted(set(int(s) for s in margin_df["step"]))

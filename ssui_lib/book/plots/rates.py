@@ -8,6 +8,12 @@ import matplotlib
 
 matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
 import matplotlib.pyplot as plt  # noqa: E402
+from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.taxonomy import L1_CATEGORIES
+from ssui_lib.eval.metrics import format_rate
+import math
+import numpy as np
+import pandas as pd
 
 
 # ============================================================================ rates (chapters 03 and 07)
@@ -32,8 +38,6 @@ def _pct(x) -> float:
 
 
 def _rate_entry(result: dict, metric: str, key) -> dict:
-    from ssui_lib.core.errors import SSUIError
-
     entry = result.get("over_refusal") if metric == "over_refusal" else result.get("metrics", {}).get(metric)
     if entry is None:
         have = ", ".join(list(result.get("metrics", {})) + (["over_refusal"] if "over_refusal" in result else []))
@@ -45,8 +49,6 @@ def rates_long(results: dict, metrics: Sequence[str]):
     """One row per (variant, metric) of evaluate() results keyed by a label (a string or a tuple):
     columns variant, metric (display name: S&E, Over-refusal), value, lo, hi (percent, NaN when
     undefined), n, unscored — the input of :func:`rate_bars`."""
-    import pandas as pd
-
     rows = []
     for key, res in results.items():
         for m in metrics:
@@ -61,10 +63,6 @@ def rates_table(results: dict, metrics: Sequence[str], *, index_names: Sequence[
     """A paper-style table: one row per results key (tuple keys give a MultiIndex named
     ``index_names``), one column per metric as "value [lo, hi]" in percent (S&E for SE,
     Over-refusal over the benign twins), then n (the IRS samples scored) and unscored."""
-    import pandas as pd
-
-    from ssui_lib.eval.metrics import format_rate
-
     rows, index = [], []
     for key, res in results.items():
         row = {_rate_label(m): format_rate(_rate_entry(res, m, key), digits) for m in metrics}
@@ -85,7 +83,6 @@ def benchmark_table(results: dict, metrics: Sequence[str] = ("S", "E", "SE"), *,
     metric) — the layout of SRPO Table 1 — with "value [lo, hi]" percent strings and each
     benchmark's n; a benchmark a variant was not run on is "–"."""
     if any(not (isinstance(k, tuple) and len(k) == 2) for k in results):
-        from ssui_lib.core.errors import SSUIError
 
         raise SSUIError("benchmark_table: results must be keyed by (variant, benchmark) pairs")
     t = rates_table(results, metrics, index_names=("variant", "benchmark"), digits=digits)
@@ -104,8 +101,6 @@ def rate_bars(long, *, title: str | None = None, ylabel: str = "rate (%)", xlabe
     with the 95% bootstrap interval as an error bar and the value printed on each bar.
     ``long`` is a :func:`rates_long` table (percent). With ``show_n`` each group's label shows
     its number of scored samples."""
-    import numpy as np
-
     variants = list(dict.fromkeys(long["variant"]))
     metrics = list(dict.fromkeys(long["metric"]))
     default = ["#2e86c1", "#27ae60", "#8e44ad", "#e67e22", "#7f8c8d"]
@@ -156,10 +151,6 @@ def category_long(results: dict, metric: str):
     """One row per (variant, category) of the IRS samples of evaluate() results: columns variant,
     category, value, lo, hi (percent) and n; every level-1 category of the taxonomy is listed
     (value NaN, n 0 where a variant had no scored sample of it)."""
-    import pandas as pd
-
-    from ssui_lib.core.taxonomy import L1_CATEGORIES
-
     rows = []
     for key, res in results.items():
         by_cat = res.get("by_category", {})
@@ -175,7 +166,6 @@ def category_heatmap(long, *, metric: str, title: str | None = None, cmap: str =
     """Heatmap of one rate per category (rows) × variant (columns) from a :func:`category_long`
     table: each cell shows the value (%) and its n; a category without scored samples is grey
     ("–"). Colour scale 0–100 %."""
-    import numpy as np
     import seaborn as sns
 
     variants = list(dict.fromkeys(long["variant"]))
@@ -207,12 +197,6 @@ def agreement_table(agreement: dict, digits: int = 1):
     """A judge's agreement with labelled responses (``validate_judge(...).attrs["agreement"]``):
     one row per criterion (safe, effective) with accuracy (%) and Cohen's κ, each with its 95%
     bootstrap interval, n and unscored."""
-    import math
-
-    import pandas as pd
-
-    from ssui_lib.eval.metrics import format_rate
-
     def kappa(e: dict) -> str:
         v = e["value"]
         if v is None or math.isnan(v):

@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 
 
 # ----------------------------------------------------------------------------- chapters 05–06: training
@@ -37,8 +38,6 @@ def sweep_figure(long, *, x: str = "lambda", chosen: float | None = 0.3, xlabel:
     """SRPO Fig. 7 style: one line per metric over a swept hyperparameter, 95% intervals as error
     bars, the paper's chosen value marked by a dashed vertical line. ``long`` has columns ``x``,
     metric, value, lo, hi (percent)."""
-    import numpy as np
-
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     metrics = list(dict.fromkeys(long["metric"]))
     colors = ["#2e86c1", "#8e44ad", "#27ae60", "#e67e22"]
