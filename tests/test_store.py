@@ -112,3 +112,14 @@ def test_guard_settings_file(tmp_path):
     f.write_text("[1]")
     with pytest.raises(SSUIError, match="JSON object"):
         read_settings(f)
+
+
+def test_json_safe():
+    import numpy as np
+
+    from ssui_lib.core.store import json_safe
+
+    out = json_safe({"a": float("nan"), "b": [np.float32(0.5), np.int64(3), (1, np.nan)], "c": "x", "d": None})
+    assert out == {"a": None, "b": [0.5, 3, [1, None]], "c": "x", "d": None}
+    assert type(out["b"][1]) is int and type(out["b"][0]) is float
+    json.dumps(out, allow_nan=False)

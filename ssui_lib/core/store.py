@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -219,6 +220,20 @@ def read_jsonl(path: str | os.PathLike, *, parse: Callable[[Any], Any] | None = 
             out.append((i + 1, obj))
         offset += len(line) + 1
     return out, None
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with NaN → None (JSON has no NaN) and numpy scalars → Python numbers, recursively
+    through dicts, lists and tuples: a result dict ready for ``json.dumps(allow_nan=False)``."""
+    if type(x).__module__ == "numpy" and hasattr(x, "item") and getattr(x, "ndim", 0) == 0:
+        x = x.item()
+    if isinstance(x, float):
+        return None if math.isnan(x) else float(x)
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return x
 
 
 # ----------------------------------------------------------------------------- same settings?

@@ -26,7 +26,6 @@ as the reasoning) and counted in ``paths_without_chain``.
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
 from dataclasses import asdict
@@ -36,7 +35,7 @@ from typing import Any, Callable, Sequence
 from ssui_lib.core.chain import answer_text, has_chain
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
-from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, read_jsonl
+from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, json_safe, read_jsonl
 
 DEFAULT_MAX_NEW_TOKENS = 256
 
@@ -267,17 +266,6 @@ def verdict_table(samples: Sequence[Sample], rows: Sequence[dict]):
     } for s in samples], columns=["id", "category", "kind", "safe", "effective", "scored"])
 
 
-def _clean(x: Any) -> Any:
-    """NaN -> None (JSON has no NaN), recursively."""
-    if isinstance(x, float) and math.isnan(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
-
-
 def _per_category(df, metric_fn, names: tuple[str, ...], n_boot: int, seed: int) -> dict[str, dict]:
     from ssui_lib.eval.metrics import by_category
 
@@ -383,7 +371,7 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
                      "paths": paths, "n_boot": n_boot, "params": asdict(params)},
         "files": {k: str(v) for k, v in files.items()},
     }
-    result = _clean(result)
+    result = json_safe(result)
     atomic_write_text(out, json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return result
 

@@ -43,13 +43,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from ssui_lib.core.chain import final_verdict
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
-from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file
+from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, json_safe
 from ssui_lib.data.bundled import image_ref
 from ssui_lib.eval.evaluate import generate_responses, has_chain, judge_responses, read_rows, verdict_table
 from ssui_lib.eval.judge import resolve_judge
@@ -257,7 +256,7 @@ def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_di
                      "temperature": params.temperature, "force_verdict": force_verdict},
         "files": {"paths": str(paths_file), "path_verdicts": str(verdicts_file)},
     }
-    result = _clean(result)
+    result = json_safe(result)
     atomic_write_text(out / "result.json", json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return result
 
@@ -272,19 +271,6 @@ class _NamedOnly:
 
     def generate(self, *a, **k):  # pragma: no cover - only reached if the file changed meanwhile
         raise SSUIError(f"model {self.name!r}: paths went missing during the evaluation; run it again")
-
-
-def _clean(x: Any) -> Any:
-    """NaN -> None for JSON, recursively (numpy scalars to Python)."""
-    if isinstance(x, (float, np.floating)):
-        return None if np.isnan(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
 
 
 def results_frame(results: dict[str, dict], metrics: Sequence[str] = ("ACC", "SER")) -> pd.DataFrame:
