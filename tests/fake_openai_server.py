@@ -1,6 +1,8 @@
 """A real OpenAI-compatible HTTP server on 127.0.0.1 for tests (a helper, not a test file).
 
-It speaks ``POST /v1/chat/completions`` (and ``GET /v1/models``), records every request, answers
+It speaks ``POST /v1/chat/completions`` (and ``GET /v1/models``), and the vLLM parts the scoring
+path uses: ``POST /tokenize`` and ``POST /v1/completions`` with ``echo`` and ``logprobs`` (see
+"vLLM scoring" below). It records every request, answers
 through a pluggable *responder*, and can play a *fault script* first, so the client's retry,
 timeout and parsing paths run over real sockets::
 
@@ -31,6 +33,17 @@ Faults are consumed in order, one per request; when the script is used up every 
   ``"disconnect"``    close the socket without any answer
   ``"echo_auth"``     status 401 whose error message repeats the request's Authorization header
                       (a hostile server, to prove the client never leaks a key it is shown)
+
+vLLM scoring (faults apply to these requests too; ``srv.paths`` lists each request's path):
+  * a character tokenizer: token id = ``ord(char)``; ``/tokenize`` with ``messages`` renders the
+    template :func:`render_chat` (``add_generation_prompt`` / ``continue_final_message`` as vLLM),
+    with ``prompt`` tokenizes the text; the answer is ``{"tokens", "count", "max_model_len"}``;
+  * ``/v1/completions`` takes a prompt of token ids (or a string), generates ``max_tokens`` dots
+    and, with ``logprobs`` set, answers per-token log-probabilities from ``scorer(ids)`` (a list
+    of ``len(ids)`` floats, the value of each token given the ones before it; default
+    :func:`default_scorer`), the prompt's included when ``echo`` (the first is None, as vLLM);
+  * a chat request with ``"logprobs": true`` gets ``choices[i].logprobs.content`` with one entry
+    per character of the answer, each ``-0.25``.
 """
 from __future__ import annotations
 
@@ -40,6 +53,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 Responder = Callable[[dict], "str | list[str] | dict"]
+Scorer = Callable[[list[int]], list[float]]
+CHAT_TOKEN_LOGPROB = -0.25
+
+
+def render_chat(messages: list[dict], add_generation_prompt: bool = True, continue_final_message: bool = False) -> str:
+    """The fake chat template: ``<|role|>\ncontent\n`` per message; then ``<|assistant|>\n``
+    (generation prompt), or the final assistant message left open (continue_final_message)."""
+    out = []
+    for k, m in enumerate(messages):
+        c = m.get("content")
+        text = c if isinstance(c, str) else "\n".join(p.get("text", "") for p in c or [] if p.get("type") == "text")
+        last_open = continue_final_message and k == len(messages) - 1
+        out.append(f"<|{m.get('role')}|>\n{text}" + ("" if last_open else "\n"))
+    if add_generation_prompt and not continue_final_message:
+        out.append("<|assistant|>\n")
+    return "".join(out)
+
+
+def default_scorer(ids: list[int]) -> list[float]:
+    """A deterministic log-probability per token: ``-(1 + id mod 5) / 10``."""
+    return [-(1 + i % 5) / 10 for i in ids]
 
 
 def last_user_text(body: dict) -> str:
@@ -61,9 +95,15 @@ def echo_responder(body: dict) -> list[str]:
     return [text] if n == 1 else [f"{text} #{i}" for i in range(n)]
 
 
-def completion_body(model: str, texts: list[str], finish_reason: str = "stop") -> dict:
-    """A chat.completion JSON body with one choice per text."""
+def completion_body(model: str, texts: list[str], finish_reason: str = "stop", logprobs: bool = False) -> dict:
+    """A chat.completion JSON body with one choice per text (``logprobs``: one entry per character)."""
     n_tokens = sum(len(t.split()) for t in texts)
+    if logprobs:
+        return {**completion_body(model, texts, finish_reason), "choices": [
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": finish_reason,
+             "logprobs": {"content": [{"token": ch, "logprob": CHAT_TOKEN_LOGPROB, "bytes": None, "top_logprobs": []}
+                                      for ch in t]}}
+            for i, t in enumerate(texts)]}
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
@@ -86,8 +126,11 @@ class FakeOpenAIServer:
         faults: list[str] | None = None,
         after_faults: str = "ok",
         hang_s: float = 10.0,
+        scorer: Scorer | None = None,
     ):
         self.responder = responder or echo_responder
+        self.scorer = scorer or default_scorer
+        self.paths: list[str] = []
         self.faults = list(faults or [])
         self.after_faults = after_faults
         self.hang_s = hang_s
@@ -135,10 +178,11 @@ class FakeOpenAIServer:
         self.stop()
 
     # ------------------------------------------------------------------ bookkeeping
-    def _record(self, body: dict, headers: dict[str, str]) -> str:
+    def _record(self, body: dict, headers: dict[str, str], path: str = "/v1/chat/completions") -> str:
         """Record a request and return the fault it gets (next in the script, else after_faults)."""
         with self._lock:
             self.requests.append(body)
+            self.paths.append(path)
             self.headers.append(headers)
             fault = self.faults.pop(0) if self.faults else self.after_faults
             self.faults_played.append(fault)
@@ -181,7 +225,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
-            if not self.path.rstrip("/").endswith("/chat/completions"):
+            route = self.path.rstrip("/")
+            if route not in ("/v1/chat/completions", "/v1/completions", "/tokenize"):
                 self._send_json(404, _error_body(404, f"no route {self.path}"))
                 return
             try:
@@ -189,8 +234,12 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 self._send_json(400, _error_body(400, "request body is not JSON"))
                 return
-            fault = server._record(body, {k.lower(): v for k, v in self.headers.items()})
+            fault = server._record(body, {k.lower(): v for k, v in self.headers.items()}, route)
             try:
+                if route != "/v1/chat/completions" and fault == "ok":
+                    self._send_json(200, tokenize_answer(body) if route == "/tokenize" else
+                                    text_completion_body(body, server.scorer))
+                    return
                 self._answer(body, fault)
             finally:
                 server._done()
@@ -231,7 +280,43 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._send_json(200, out)
                 return
             texts = [out] * n if isinstance(out, str) else list(out)
-            self._send_json(200, completion_body(model, texts))
+            self._send_json(200, completion_body(model, texts, logprobs=bool(body.get("logprobs"))))
 
     return Handler
 
+
+
+def tokenize_answer(body: dict) -> dict:
+    """vLLM's ``/tokenize`` answer under the fake character tokenizer."""
+    if "messages" in body:
+        text = render_chat(body["messages"], bool(body.get("add_generation_prompt", True)),
+                           bool(body.get("continue_final_message", False)))
+    else:
+        text = str(body.get("prompt", ""))
+    ids = [ord(ch) for ch in text]
+    return {"tokens": ids, "count": len(ids), "max_model_len": 1 << 20}
+
+
+def text_completion_body(body: dict, scorer: Scorer) -> dict:
+    """A text_completion answer: ``max_tokens`` dots, with legacy ``logprobs`` when asked
+    (the prompt's too under ``echo``; the first prompt token's is None)."""
+    prompt = body.get("prompt")
+    ids = [ord(ch) for ch in prompt] if isinstance(prompt, str) else [int(i) for i in prompt]
+    gen = [ord(".")] * int(body.get("max_tokens") or 16)
+    echo = bool(body.get("echo"))
+    shown = (ids if echo else []) + gen
+    choice = {"index": 0, "text": "".join(chr(i) for i in shown), "finish_reason": "length", "logprobs": None}
+    if body.get("logprobs") is not None:
+        lps = list(scorer(ids + gen))
+        if len(lps) != len(ids) + len(gen):
+            raise ValueError("scorer returned the wrong number of values")
+        lps = ([None] + lps[1:len(ids)] if echo else []) + lps[len(ids):]
+        offsets, pos = [], 0
+        for i in shown:
+            offsets.append(pos)
+            pos += 1
+        choice["logprobs"] = {"tokens": [chr(i) for i in shown], "token_logprobs": lps, "text_offset": offsets,
+                              "top_logprobs": None}
+    return {"id": "cmpl-fake", "object": "text_completion", "created": 0, "model": body.get("model", "fake-model"),
+            "choices": [choice],
+            "usage": {"prompt_tokens": len(ids), "completion_tokens": len(gen), "total_tokens": len(ids) + len(gen)}}

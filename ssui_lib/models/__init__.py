@@ -7,6 +7,9 @@
   openai-compatible:URL#MODEL       any OpenAI-compatible server, e.g. vLLM: key from $SSUI_API_KEY (or the
                                     variable $SSUI_API_KEY_ENV names), none by default; never $OPENAI_API_KEY.
                                     Plain http:// only to loopback unless SSUI_ALLOW_INSECURE_HTTP=1.
+  openai-compatible:URL1,URL2#MODEL several servers of one model (vLLM data parallel): requests spread over them
+  openai-compatible:URL#MODEL+logprobs  a vLLM server that also gives token log-probabilities (scoring, forced
+                                    verdicts, sampled-token logprobs); see models/openai_compat.py
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams
-from ssui_lib.models.openai_compat import check_base_url
+from ssui_lib.models.openai_compat import check_base_url, split_base_urls  # noqa: F401  (check_base_url: re-export)
 
 __all__ = ["ChatModel", "Generation", "ImageRef", "Prompt", "SamplingParams", "resolve_model", "parse_model_name", "ModelSpec", "LazyModel"]
 
@@ -35,7 +38,8 @@ class ModelSpec:
     path: str | None = None
     adapter: str | None = None
     model: str | None = None
-    base_url: str | None = None
+    base_url: str | None = None  # several servers: their URLs joined by commas
+    logprobs: bool = False  # openai-compatible ...+logprobs: the server scores continuations (vLLM)
 
     @property
     def local(self) -> bool:
@@ -48,7 +52,8 @@ class ModelSpec:
             return {"kind": "embedded"}
         if self.kind == "hf":
             return {"kind": "hf", "path": self.path, "adapter": self.adapter}
-        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
+        d = {"kind": self.kind, "model": self.model, "base_url": self.base_url}
+        return {**d, "logprobs": True} if self.logprobs else d
 
 
 def parse_model_name(name: str | ModelSpec) -> ModelSpec:
@@ -78,10 +83,13 @@ def parse_model_name(name: str | ModelSpec) -> ModelSpec:
         url, sep, model = rest.rpartition("#")
         if not sep or not url or not model:
             raise SSUIError(f"model {name!r}: expected openai-compatible:URL#MODEL")
-        if not url.startswith(("http://", "https://")):
+        model, plus, flag = model.rpartition("+logprobs") if model.endswith("+logprobs") else (model, "", "")
+        if not model:
+            raise SSUIError(f"model {name!r}: missing MODEL before '+logprobs'")
+        urls = split_base_urls(url, f"model {name!r}")
+        if any(not u.startswith(("http://", "https://")) for u in urls):
             raise SSUIError(f"model {name!r}: URL must start with http:// or https://")
-        check_base_url(url, f"model {name!r}")
-        return ModelSpec("openai", name, model=model, base_url=url)
+        return ModelSpec("openai", name, model=model, base_url=",".join(urls), logprobs=bool(plus))
     raise SSUIError(f"unknown model name {name!r} (forms: {FORMS})")
 
 
@@ -114,6 +122,8 @@ def resolve_model(name: str | ModelSpec, *, cache_dir=None, response_cache=None,
         return load_hf_lm(spec.path, adapter=spec.adapter, name=spec.name, **kw)
     from ssui_lib.models.openai_compat import OpenAIChatModel
 
+    if spec.logprobs:
+        kw.setdefault("logprobs", True)
     return OpenAIChatModel(spec.model, base_url=spec.base_url, cache=response_cache, **kw)
 
 

@@ -20,13 +20,26 @@ What it adds to the bare client:
     rerun of the same requests makes no HTTP call. Identical requests within a batch are sent once
     (the cache would make a rerun return one answer for them anyway).
 
+Data parallel over several servers (vLLM on every GPU or machine): ``base_url`` may be a list, or
+one string of URLs joined by commas (``openai-compatible:URL1,URL2#MODEL``). Request ``i`` of a
+batch goes to server ``i mod N``; each retry moves on to the next server, so one server down costs
+a retry, not the run. The retries, the cache (its key holds the whole URL list) and the unscored
+rule are the same as for one server.
+
+Token log-probabilities (``logprobs=True``, the name suffix ``+logprobs``: ``openai-compatible:URL#MODEL+logprobs``)
+for a vLLM server: generation asks the chat endpoint for the sampled tokens' log-probabilities
+(``Generation.logprob``, recorded by exploration), and :meth:`OpenAIChatModel.logprobs` scores a
+given continuation after a prompt and prefix through the completions endpoint with the raw
+prompt's token ids, ``echo`` and ``logprobs`` (``models/server_scoring.py``) — what forced
+verdicts, the logprobs judge and branch re-scoring need. Off by default: api.openai.com and
+llama.cpp servers do not offer it.
+
 Keys go only where they belong. ``OPENAI_API_KEY`` is sent to https://api.openai.com and nowhere
 else. An ``openai-compatible:`` server gets the key in ``SSUI_API_KEY`` (or in the variable that
 ``SSUI_API_KEY_ENV`` names), and none ("EMPTY") when that is unset. Plain ``http://`` is allowed only
 to loopback addresses unless ``SSUI_ALLOW_INSECURE_HTTP=1``. A key is stripped and must be
 printable ASCII. It never appears in ``describe()``, ``repr()``, the cache, error messages or log
 lines.
-Token log-probabilities are not offered: API backends serve as agents and judges, not scorers.
 """
 from __future__ import annotations
 
@@ -40,125 +53,25 @@ import random
 import threading
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, Sequence
-from urllib.parse import urlparse
+from typing import Any, Callable, Sequence
 
 from ssui_lib.core import ledger
 from ssui_lib.core.store import JsonlCache, cache_key, hash_image
+from ssui_lib.models.api_keys import (  # noqa: F401  (re-exported: the backend's key rules)
+    ALLOW_HTTP_ENV, COMPAT_KEY_ENV, COMPAT_KEY_ENV_SELECTOR, LOCAL_PLACEHOLDER_KEY, OPENAI_KEY_ENV, _Secret,
+    check_base_url, check_key, is_loopback, is_openai_endpoint, key_variable, resolve_api_key)
 from ssui_lib.core.errors import SSUIError, TransportError
 from ssui_lib.models.base import ChatModel, Generation, ImageRef, Prompt, SamplingParams, caption_text, flatten_for_text
 
 log = logging.getLogger(__name__)
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-LOCAL_PLACEHOLDER_KEY = "EMPTY"  # what vLLM and most local servers accept when they check no key
 RETRY_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 CACHE_FORMAT = 1  # bump to invalidate cached generations if the request/answer format changes
 
 
 class MalformedResponse(Exception):
     """A 200 answer whose body is not a usable chat completion (retried)."""
-
-
-# ----------------------------------------------------------------------------- key handling
-
-OPENAI_KEY_ENV = "OPENAI_API_KEY"  # sent to api.openai.com and nowhere else
-COMPAT_KEY_ENV = "SSUI_API_KEY"  # the default variable holding an openai-compatible server's key
-COMPAT_KEY_ENV_SELECTOR = "SSUI_API_KEY_ENV"  # names another variable to read that key from
-ALLOW_HTTP_ENV = "SSUI_ALLOW_INSECURE_HTTP"  # "1": plain http:// to a host that is not loopback
-
-
-def is_openai_endpoint(base_url: str | None) -> bool:
-    """True for the OpenAI API itself (https://api.openai.com), the one place OPENAI_API_KEY goes."""
-    if base_url is None:
-        return True
-    u = urlparse(base_url)
-    return u.scheme == "https" and (u.hostname or "") == "api.openai.com"
-
-
-def is_loopback(host: str) -> bool:
-    """localhost, 127.0.0.0/8 or ::1."""
-    import ipaddress
-
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_base_url(url: str, name: str) -> str:
-    """The URL, checked: http(s) with a host; plain ``http://`` only to a loopback address unless
-    the environment variable SSUI_ALLOW_INSECURE_HTTP is ``1`` (the request, and any key, would
-    cross the network in clear text)."""
-    u = urlparse(url)
-    if u.scheme not in ("http", "https") or not u.hostname:
-        raise SSUIError(f"{name}: URL {url!r} must be http:// or https:// with a host")
-    if u.scheme == "http" and not is_loopback(u.hostname) and os.environ.get(ALLOW_HTTP_ENV) != "1":
-        raise SSUIError(f"{name}: plain http:// to {u.hostname} (not a loopback address) is refused: use https://, "
-                        f"or set {ALLOW_HTTP_ENV}=1 to allow unencrypted requests to that host")
-    return url
-
-
-def check_key(key: str, var: str, name: str) -> str:
-    """The key with surrounding whitespace stripped; SSUIError (naming the variable, never the
-    value) if what remains holds a character that is not printable ASCII."""
-    key = key.strip()
-    for i, ch in enumerate(key):
-        if not (0x20 <= ord(ch) < 0x7F):
-            raise SSUIError(f"{name}: the API key in {var} has a non-printable or non-ASCII character at position {i} "
-                            f"(expected printable ASCII; check how the variable was set)")
-    return key
-
-
-def key_variable(api_key_env: str | None, base_url: str | None, name: str) -> str:
-    """The environment variable a model's key comes from: OPENAI_API_KEY for api.openai.com; for
-    any other server the variable named by $SSUI_API_KEY_ENV, else SSUI_API_KEY — never
-    OPENAI_API_KEY, so a model or judge name pointing at someone else's server cannot take it."""
-    if is_openai_endpoint(base_url):
-        return api_key_env or OPENAI_KEY_ENV
-    var = api_key_env or os.environ.get(COMPAT_KEY_ENV_SELECTOR, "").strip() or COMPAT_KEY_ENV
-    if var == OPENAI_KEY_ENV:
-        raise SSUIError(f"{name}: {OPENAI_KEY_ENV} is sent only to https://api.openai.com; put this server's key "
-                        f"in {COMPAT_KEY_ENV} (or name its variable in {COMPAT_KEY_ENV_SELECTOR})")
-    return var
-
-
-def resolve_api_key(api_key: str | None, api_key_env: str | None, base_url: str | None, name: str) -> str:
-    """The key from the argument, else from :func:`key_variable`; a server other than
-    api.openai.com without one gets "EMPTY" (what local servers that check no key accept)."""
-    var = "api_key" if api_key else key_variable(api_key_env, base_url, name)
-    key = check_key(api_key or os.environ.get(var) or "", var, name)
-    if key:
-        return key
-    if is_openai_endpoint(base_url):
-        raise SSUIError(f"{name}: no API key: set the environment variable {var}")
-    return LOCAL_PLACEHOLDER_KEY
-
-
-class _Secret:
-    """Holds the key; its repr never shows it (so vars(model) or a debugger dump stays clean)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str):
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def scrub(self, text: str) -> str:
-        """``text`` with every occurrence of the key masked."""
-        v = self._value
-        if v and v != LOCAL_PLACEHOLDER_KEY and v in text:
-            text = text.replace(v, "***")
-        return text
-
-    def __repr__(self) -> str:
-        return "<secret>"
-
-    __str__ = __repr__
 
 
 # ----------------------------------------------------------------------------- requests
@@ -208,9 +121,10 @@ def with_prefix(messages: list[dict[str, Any]], prefix: str | None) -> list[dict
 
 
 def request_kwargs(model: str, messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None,
-                   response_format: dict[str, Any] | None = None) -> dict[str, Any]:
+                   response_format: dict[str, Any] | None = None, logprobs: bool = False) -> dict[str, Any]:
     """Keyword arguments for ``client.chat.completions.create`` (``response_format``: structured
-    output, e.g. ``{"type": "json_schema", ...}``, sent only when given)."""
+    output, e.g. ``{"type": "json_schema", ...}``, sent only when given; ``logprobs``: ask for the
+    sampled tokens' log-probabilities)."""
     kw: dict[str, Any] = {
         "model": model,
         "messages": with_prefix(messages, prefix),
@@ -224,6 +138,8 @@ def request_kwargs(model: str, messages: list[dict[str, Any]], params: SamplingP
         kw["stop"] = list(params.stop)
     if response_format is not None:
         kw["response_format"] = response_format
+    if logprobs:
+        kw["logprobs"] = True
     if prefix:
         # vLLM's chat-template switches; api.openai.com does not support them (see module doc).
         kw["extra_body"] = {"continue_final_message": True, "add_generation_prompt": False}
@@ -259,8 +175,10 @@ def parse_completion(resp: Any, n: int) -> list[Generation]:
                     text = ""
                 else:
                     raise MalformedResponse("malformed response body: a choice without content")
+            lp = getattr(getattr(c, "logprobs", None), "content", None)
             gens.append(Generation(
-                text=text, n_tokens=n_tokens,
+                text=text, n_tokens=len(lp) if lp else n_tokens,
+                logprob=float(sum(t.logprob for t in lp)) if lp else None,
                 finish_reason="length" if raw_reason == "length" else "stop", extra=extra,
             ))
         return gens
@@ -401,6 +319,21 @@ def fault_summary() -> str | None:
 
 # ----------------------------------------------------------------------------- model
 
+def split_base_urls(base_url: str | Sequence[str] | None, name: str) -> list[str]:
+    """The server URLs of ``base_url`` (one URL, a comma-joined string or a list), each checked
+    (:func:`check_base_url`); the OpenAI API when None. api.openai.com is never one of several."""
+    urls = ([OPENAI_BASE_URL] if base_url is None else
+            [u.strip() for u in base_url.split(",")] if isinstance(base_url, str) else [str(u).strip() for u in base_url])
+    if not urls or any(not u for u in urls):
+        raise SSUIError(f"{name}: empty server URL in {base_url!r} (expected URL or URL1,URL2,...)")
+    urls = [check_base_url(u.rstrip("/"), name) for u in urls]
+    if len(urls) > 1 and any(is_openai_endpoint(u) for u in urls):
+        raise SSUIError(f"{name}: api.openai.com cannot be one of several servers ({', '.join(urls)})")
+    if len(set(urls)) != len(urls):
+        raise SSUIError(f"{name}: a server is listed twice in {', '.join(urls)}")
+    return urls
+
+
 class OpenAIChatModel(ChatModel):
     """A chat model behind an OpenAI-compatible endpoint (see the module docstring).
 
@@ -418,7 +351,7 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
     def __init__(
         self,
         model: str,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         api_key: str | None = None,
         api_key_env: str | None = None,
         concurrency: int = 4,
@@ -429,6 +362,7 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         *,
         backoff_base: float | None = None,
         backoff_max: float | None = None,
+        logprobs: bool = False,
     ):
         max_retries = int(setting("max_retries", max_retries))
         timeout, backoff_base, backoff_max = (setting(k, v) for k, v in (
@@ -442,8 +376,12 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         if timeout <= 0:
             raise SSUIError(f"OpenAIChatModel: timeout must be > 0, got {timeout}")
         self.model = model
-        self.base_url = check_base_url((base_url or OPENAI_BASE_URL).rstrip("/"), f"model {model!r}")
-        self.name = f"openai:{model}" if is_openai_endpoint(base_url) else f"openai-compatible:{self.base_url}#{model}"
+        self.base_urls = split_base_urls(base_url, f"model {model!r}")
+        self.base_url = ",".join(self.base_urls)  # one server: its URL (the cache key's field)
+        base_url = self.base_urls[0]  # which key rules apply (a pool never holds api.openai.com)
+        self.supports_logprobs = bool(logprobs)
+        self.name = (f"openai:{model}" if is_openai_endpoint(base_url) else
+                     f"openai-compatible:{self.base_url}#{model}" + ("+logprobs" if logprobs else ""))
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.timeout = timeout
@@ -452,39 +390,54 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._secret = _Secret(resolve_api_key(api_key, api_key_env, base_url, self.name))
-        self._client = None
+        self._clients: dict[tuple[int, bool], Any] = {}
         self._client_lock = threading.Lock()
 
-    # -- the client (created on first use; explicit base_url so OPENAI_BASE_URL is never read)
-    def _get_client(self):
+    # -- the clients (one per server, created on first use; explicit base_url so OPENAI_BASE_URL is never read)
+    def _get_client(self, server: int = 0, root: bool = False):
+        """The client of server ``server``; ``root=True``: one whose base URL is the server's root
+        (without ``/v1``), for vLLM's ``/tokenize``."""
         with self._client_lock:
-            if self._client is None:
+            if (server, root) not in self._clients:
                 import openai
 
-                self._client = openai.OpenAI(
-                    api_key=self._secret.reveal(), base_url=self.base_url,
+                url = self.base_urls[server]
+                self._clients[(server, root)] = openai.OpenAI(
+                    api_key=self._secret.reveal(), base_url=url.removesuffix("/v1") if root else url,
                     timeout=self.timeout, max_retries=0,  # retries are ours: one loop for every case
                 )
-            return self._client
+            return self._clients[(server, root)]
 
     def close(self) -> None:
-        """Close the HTTP connections (the model can still be used: a new client is made)."""
+        """Close the HTTP connections (the model can still be used: new clients are made)."""
         with self._client_lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+            for c in self._clients.values():
+                c.close()
+            self._clients.clear()
 
     def __repr__(self) -> str:
         return f"OpenAIChatModel(model={self.model!r}, base_url={self.base_url!r})"
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "backend": "openai", "model": self.model, "base_url": self.base_url}
+        d = {"name": self.name, "backend": "openai", "model": self.model, "base_url": self.base_url}
+        if len(self.base_urls) > 1:
+            d["servers"] = len(self.base_urls)
+        if self.supports_logprobs:
+            d["logprobs"] = True
+        return d
 
-    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str]) -> list[list[float]]:
-        raise SSUIError(
-            f"{self.name}: token log-probabilities are not available from API backends; they serve "
-            "as agents and judges. Score paths (SRPO, DPO, metrics) with a transformers or embedded model."
-        )
+    def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str],
+                 prefixes: Sequence[str] | None = None) -> list[list[float]]:
+        """Per-token log-probabilities of each continuation after its prompt and prefix, from a
+        vLLM server (``logprobs=True``; see ``models/server_scoring.py``)."""
+        if not self.supports_logprobs:
+            raise SSUIError(
+                f"{self.name}: token log-probabilities are off for this backend; for a vLLM server add "
+                "'+logprobs' to the name (openai-compatible:URL#MODEL+logprobs). Other API backends serve as agents and "
+                "judges: score paths (SRPO, DPO, metrics) with a vLLM server or a transformers model.")
+        from ssui_lib.models.server_scoring import score_continuations
+
+        return score_continuations(self, prompts, continuations, prefixes)
 
     # -- generation
     def _cache_key(self, key_messages: list[dict[str, Any]], params: SamplingParams, prefix: str | None,
@@ -496,24 +449,36 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         }
         if response_format is not None:  # absent otherwise: keys of earlier caches stay valid
             key["response_format"] = response_format
+        if self.supports_logprobs:
+            key["logprobs"] = True
         return cache_key(key)
 
     def _call(self, index: int, prompt: Prompt, params: SamplingParams, prefix: str | None,
               response_format: dict[str, Any] | None = None) -> list[Generation]:
-        """One request with retries; TransportError (model, prompt index, cause) when all tries fail."""
+        """One chat request with retries; TransportError (model, prompt index, cause) when all tries fail."""
         kwargs = request_kwargs(self.model, to_api_messages(prompt, self.supports_images), params, prefix,
-                                response_format)
+                                response_format, logprobs=self.supports_logprobs)
+        return self.with_retries(index, lambda server: parse_completion(
+            self._count(self._get_client(server).chat.completions.create(**kwargs)), params.n))
+
+    @staticmethod
+    def _count(resp: Any) -> Any:
+        """Tally one answered call in the ledger (calls, prompt and completion tokens)."""
+        ledger.count("api_calls")
+        usage = getattr(resp, "usage", None)
+        for key, field in (("api_tokens_in", "prompt_tokens"), ("api_tokens_out", "completion_tokens")):
+            value = getattr(usage, field, None)
+            if isinstance(value, int):
+                ledger.count(key, value)
+        return resp
+
+    def with_retries(self, index: int, send: Callable[[int], Any]) -> Any:
+        """``send(server)`` with the retry rules: try ``t`` of request ``index`` goes to server
+        ``(index + t) mod N``; TransportError (model, index, cause) when every try fails."""
         cause = "no try made"
         for attempt in range(self.max_retries + 1):
             try:
-                resp = self._get_client().chat.completions.create(**kwargs)
-                ledger.count("api_calls")
-                usage = getattr(resp, "usage", None)
-                for key, field in (("api_tokens_in", "prompt_tokens"), ("api_tokens_out", "completion_tokens")):
-                    value = getattr(usage, field, None)
-                    if isinstance(value, int):
-                        ledger.count(key, value)
-                return parse_completion(resp, params.n)
+                return send((index + attempt) % len(self.base_urls))
             except Exception as exc:  # noqa: BLE001 - classified below; bugs re-raised unchanged
                 verdict = classify_error(exc, self.timeout)
                 if verdict is None:
