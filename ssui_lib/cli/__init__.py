@@ -135,6 +135,7 @@ LAZY_GROUPS: dict[str, tuple[str, ...]] = {
     "ssui_lib.cli.train": ("train",),
     "ssui_lib.cli.explore": ("explore",),
     "ssui_lib.cli.evaluate": ("generate", "judge", "eval"),
+    "ssui_lib.cli.shards": ("merge",),
 }
 
 
@@ -161,7 +162,7 @@ def build_parser(argv: list[str] | None = None, *, all_groups: bool = False) -> 
 DEBUG_ENV = "SSUI_DEBUG"  # "1": let errors propagate with their traceback (for bug reports)
 # Commands whose --out is locked for the whole run (one writer per output; `book run` locks its
 # profile's run folder itself). A second run on the same output refuses at once, naming the pid.
-LOCKED_COMMANDS = ("generate", "judge", "eval", "explore", "train", "data")
+LOCKED_COMMANDS = ("generate", "judge", "eval", "explore", "train", "data", "merge")
 
 
 def _run_command(a) -> int:

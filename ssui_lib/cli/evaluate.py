@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
+from ssui_lib.core.shards import parse_shard, take_shard
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.data.loaders.common import pictures_optional
 
@@ -26,6 +27,14 @@ def _common(p, *, dataset: bool = True) -> None:
     p.add_argument("--limit", type=int, help="only the first N samples (dataset order)")
     p.add_argument("--seed", type=int, default=0, help="seed for sampling and exemplar choice (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+SHARD_BLOCK = 16  # samples per batch of generate_responses / judge_responses (their batch_size)
+
+
+def _shard_arg(p) -> None:
+    p.add_argument("--shard", metavar="I/N", help="only shard I of N (batches of 16 samples dealt round robin, "
+                                                  "after --limit); put the shards together with ssui merge")
 
 
 def _judge_args(p) -> None:
@@ -52,6 +61,7 @@ def add_commands(sub) -> None:
     g.add_argument("--out", required=True, help="output JSONL file")
     g.add_argument("--chain", action="store_true", help="ask for the six-step chain even with --icl 0")
     _common(g)
+    _shard_arg(g)
     g.set_defaults(func=_cmd_generate)
 
     j = sub.add_parser("judge", help="judge responses -> JSONL {id, safe, effective, scored, explanation} (resumable)")
@@ -63,6 +73,7 @@ def add_commands(sub) -> None:
     j.add_argument("--cache-dir",
                    help="judge cache folder (default $SSUI_CACHE_DIR/judges or ~/.cache/ssui-book/judges)")
     _common(j)
+    _shard_arg(j)
     j.set_defaults(func=_cmd_judge)
 
     e = sub.add_parser("eval", help="generate + judge + metrics (S, E, S&E, SR, ER, SER) -> JSON")
@@ -92,7 +103,8 @@ def _load(a, *, pictures: bool = True) -> tuple[list[Sample], list[Sample]]:
 
     with (nullcontext() if pictures else pictures_optional()):
         all_samples = load_dataset(a.dataset, a.image_dir)
-    return all_samples, apply_limit(all_samples, a.limit)
+    return all_samples, take_shard(apply_limit(all_samples, a.limit), parse_shard(getattr(a, "shard", None)),
+                                   SHARD_BLOCK)
 
 
 def _cmd_generate(a) -> int:

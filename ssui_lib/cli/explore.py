@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.shards import parse_shard, take_shard
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.models import resolve_model
 from ssui_lib.srpo.explore import MODES, T_FINAL, ExploreConfig, parse_steps, read_trees, run_exploration, statistics
@@ -32,6 +33,8 @@ def add_commands(sub) -> None:
     p.add_argument("--prefix", choices=("reference", "sampled"), default=d.prefix,
                    help="branch the reference path (default) or a path the model samples with it in context (Eq. 2)")
     p.add_argument("--limit", type=int, help="only the first N samples")
+    p.add_argument("--shard", metavar="I/N", help="only shard I of N (groups of --batch-samples dealt round robin, "
+                                                  "after --limit); put the shards together with ssui merge")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_explore)
@@ -46,6 +49,7 @@ def _cmd_explore(a) -> int:
         raise SSUIError(f"--limit: expected an integer >= 1, got {a.limit}")
     samples = load_dataset(a.dataset)
     samples = samples[:a.limit] if a.limit else samples
+    samples = take_shard(samples, parse_shard(a.shard), cfg.batch_samples)
     pool = [s for s in load_dataset(a.shots_from) if s.split == "train"] if cfg.shots else []
     if cfg.shots and not pool:
         raise SSUIError(f"--shots-from {a.shots_from}: no train-split samples to draw exemplars from")
