@@ -78,13 +78,14 @@ from pathlib import Path
 
 from IPython.display import Markdown, display
 
-from ssui_lib.book.config import stable_hash
-from ssui_lib.eval.bench_run import (PAPER_CITATION, format_table1, load_parts, paper_reference, run_benchmark,
-                                     table1)
-from ssui_lib.models import SamplingParams, parse_model_name, resolve_model
+from ssui_lib.book import results as book_results
+from ssui_lib.core.store import cache_key
+from ssui_lib.eval.bench_run import (PAPER_CITATION, TABLE1_KEYS, format_table1, load_parts, paper_reference,
+                                     run_benchmark, table1)
+from ssui_lib.models import SamplingParams, resolve_model
+from ssui_lib.srpo.runs import adapter_base, adapter_model_name, find_adapter
 
 results_dir = Path("results") / profile / "08"
-tables_dir = Path("papermill_runs") / profile / "tables"
 params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 paths = {"usb": (usb_path, usb_image_dir), "mllmguard": (mllmguard_path, mllmguard_image_dir),
          "mssbench": (mssbench_path, mssbench_image_dir), "safebench": (safebench_path, safebench_image_dir),
@@ -106,29 +107,14 @@ if missing:
 # skipped and listed: this chapter does not need chapter 05.
 
 # %%
-def base_folder(name: str):
-    spec = parse_model_name(name)
-    if spec["kind"] == "embedded":
-        from ssui_lib.models.embedded import ensure_converted
-
-        return ensure_converted()
-    return spec["path"] if spec["kind"] == "hf" and not spec["adapter"] else None
-
-
-def find_adapter(method: str):
-    d = Path("results") / profile / "05" / "adapters" / method
-    return next((p for p in (d, d / "adapter") if (p / "adapter_config.json").is_file()), None)
-
-
 variants = {"base": model}
 skipped = []
 for method in adapter_methods:
-    adapter = find_adapter(method)
-    base = base_folder(model) if adapter is not None else None
-    if adapter is None or base is None:
+    adapter = find_adapter(Path("results") / profile / "05" / "adapters" / method)
+    if adapter is None or adapter_base(model) is None:
         skipped.append(method.upper())
     else:
-        variants[method.upper()] = f"hf:{base}+adapter:{adapter}"
+        variants[method.upper()] = adapter_model_name(model, adapter)
 for other in compare_models:
     variants[other] = other
 display(Markdown("\n".join(f"* **{v}** — `{n}`" for v, n in variants.items())))
@@ -156,7 +142,7 @@ for label, name in variants.items():
         settings = {"model": name, "judge": judge_for[b], "data": p, "limit": bench_limit, "params": str(params),
                     "sri": sri, "mss_report": mss_report, "n_boot": n_boot, "jmax": judge_max_new_tokens}
         slug = "".join(c if c.isalnum() else "-" for c in label.lower())
-        out = results_dir / slug / f"{b}-{stable_hash(settings)[:10]}.json"
+        out = results_dir / slug / f"{b}-{cache_key(settings)[:10]}.json"
         results[label][b] = run_benchmark(b, loaded[name], judge_for[b], p, out, image_dir=img,
                                           limit=bench_limit or None, params=params, seed=seed, n_boot=n_boot,
                                           judge_max_new_tokens=judge_max_new_tokens, sri=sri, mss_report=mss_report)
@@ -172,10 +158,13 @@ for label, name in variants.items():
 
 # %%
 t1 = table1(results, up=tuple(avg_up), down=tuple(avg_down))
-tables_dir.mkdir(parents=True, exist_ok=True)
-t1.to_csv(tables_dir / "08_table1.csv", index_label="variant", float_format="%.4f")
+t1.index.name = "variant"
+print(f"written: {book_results.write_table(profile, '08', 'table1', t1.round(4))}")
+book_results.record(profile, [book_results.entry("08", key, label, t1.at[label, key] / 100,
+                                                 interval=[t1.at[label, f"{key}_lo"] / 100, t1.at[label, f"{key}_hi"] / 100],
+                                                 model=variants[label], judge=judge)
+                              for label in t1.index for key in TABLE1_KEYS])
 display(format_table1(t1))
-print(f"written: {tables_dir / '08_table1.csv'}")
 
 # %% [markdown]
 # ## The paper's numbers for the same models (reference)
@@ -186,7 +175,8 @@ print(f"written: {tables_dir / '08_table1.csv'}")
 
 # %%
 ref = paper_reference({v: r for v, r in paper_rows.items()})
-ref.to_csv(tables_dir / "08_paper_reference.csv", index_label="variant")
+ref.index.name = "variant"
+book_results.write_table(profile, "08", "paper_reference", ref)
 display(ref)
 print(PAPER_CITATION)
 
