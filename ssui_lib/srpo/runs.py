@@ -25,7 +25,7 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.core.store import check_settings, read_settings
 from ssui_lib.eval.heldout import adapter_fingerprint, heldout_eval
-from ssui_lib.models import LazyModel, is_vlm_folder, parse_model_name
+from ssui_lib.models import LazyModel, ModelSpec, is_vlm_folder, parse_model_name
 from ssui_lib.models.embedded import ensure_converted
 from ssui_lib.srpo.config import TrainConfig, config_key
 from ssui_lib.srpo.examples import data_fingerprint, load_exploration
@@ -74,13 +74,12 @@ def is_stale(out_dir: str | os.PathLike, cfg: TrainConfig, data_key: str) -> boo
                               on_mismatch="reset")
 
 
-def _wants_images(model_name: str) -> bool:
+def _wants_images(spec: ModelSpec) -> bool:
     """Whether the model takes pixels (a local VLM folder); decided without loading it."""
-    spec = parse_model_name(model_name)
     return spec.kind == "hf" and is_vlm_folder(spec.path)
 
 
-def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, out_dir: str | os.PathLike, *,
+def train_run(model_name: str | ModelSpec, data_dir: str | os.PathLike, cfg: TrainConfig, out_dir: str | os.PathLike, *,
               dataset: str | None = None, restart_stale: bool = False, progress: bool = True,
               only_paired: bool = False) -> dict[str, Any]:
     """Train ``cfg.method`` on the exploration in ``data_dir`` into ``out_dir`` (adapter in
@@ -91,7 +90,8 @@ def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, ou
     for a sample without pairs)."""
     if not (Path(data_dir) / "trees.jsonl").is_file():
         raise SSUIError(f"{data_dir}: no trees.jsonl there (the exploration of chapter 04 / ssui explore --out DIR)")
-    examples = load_exploration(data_dir, cfg.method, dataset=dataset, load_images=_wants_images(model_name))
+    spec = parse_model_name(model_name)  # resolved once: the image check and the loader share it
+    examples = load_exploration(data_dir, cfg.method, dataset=dataset, load_images=_wants_images(spec))
     if only_paired:
         examples = [e for e in examples if e.pairs]
     if not examples:
@@ -105,7 +105,7 @@ def train_run(model_name: str, data_dir: str | os.PathLike, cfg: TrainConfig, ou
     check_settings(out_dir, _recorded(Path(out_dir), cfg), {**config_key(cfg), "data": key},
                    on_mismatch="reset" if restart_stale else "error", reset=lambda: shutil.rmtree(out_dir),
                    what="another configuration or other data", hint="delete it or pass restart_stale=True")
-    cm = load_trainable(model_name)
+    cm = load_trainable(spec)
     try:
         summary = train(cm, examples, cfg, out_dir, progress=progress)
     finally:

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.store import append_jsonl, atomic_write_dir, atomic_write_text
-from ssui_lib.models import parse_model_name, resolve_model
+from ssui_lib.models import ModelSpec, parse_model_name, resolve_model
 from ssui_lib.models.embedded import EMBEDDED_NAME, ensure_converted
 from ssui_lib.models.hf_lm import load_hf_lm
 from ssui_lib.models.trainable import Row, TrainableBackend
@@ -384,14 +384,14 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
     return summary
 
 
-def load_trainable(name: str):
-    """A freshly loaded trainable backend for a model name (``embedded`` or ``hf:PATH``).
+def load_trainable(name: str | ModelSpec) -> TrainableBackend:
+    """A freshly loaded trainable backend for a model name or spec (``embedded`` or ``hf:PATH``).
 
     The embedded model is loaded from its converted folder without the process-wide cache that
     ``load_embedded`` keeps (training edits the modules in place)."""
     spec = parse_model_name(name)
+    name = spec.name
     if spec.kind == "embedded":
-
         cm = load_hf_lm(str(ensure_converted()), name="embedded")
         cm.info["model"] = EMBEDDED_NAME
         return cm
@@ -399,4 +399,4 @@ def load_trainable(name: str):
         raise SSUIError(f"model {name!r}: only local models can be trained (embedded, hf:PATH)")
     if spec.adapter:
         raise SSUIError(f"model {name!r}: train from the base model, not one with +adapter:")
-    return resolve_model(name)
+    return resolve_model(spec)
