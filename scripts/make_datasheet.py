@@ -75,7 +75,7 @@ def screening_table(samples: list[Sample]) -> str:
     """Per top class: IRS records, text-only screen at first read and after rewriting, borderline
     passes, and the curation check agent's verdicts (where it ran) with its agreement."""
     rows = []
-    tot = [0] * 8
+    tot = [0] * 9
     for c in L1_CATEGORIES:
         irs = [s for s in samples if s.kind == "irs" and s.category.l1 == c]
         hand = [[x for x in s.provenance.screens if x.get("check") == "text-only"] for s in irs]
@@ -86,12 +86,12 @@ def screening_table(samples: list[Sample]) -> str:
         m = [(h[-1]["verdict"], mm[-1]["verdict"]) for h, mm in zip(hand, model) if h and mm]
         rewritten = sum(bool(h) and h[0]["verdict"] == "fail" for h in hand)
         row = [len(irs), sum(bool(h) for h in hand), first, rewritten, final, border,
-               sum(v == "pass" for _, v in m), sum(a == b for a, b in m)]
+               len(m), sum(v == "pass" for _, v in m), sum(a == b for a, b in m)]
         tot = [a + b for a, b in zip(tot, row)]
         rows.append([c, *row])
     rows.append(["**all**", *tot])
     return _table(["category", "IRS", "screened", "pass at first read", "rewritten", "pass now",
-                   "of which borderline", "model: pass", "model agrees"], rows)
+                   "of which borderline", "model screened", "model: pass", "model agrees"], rows)
 
 
 def taxonomy_tree(samples: list[Sample]) -> str:
