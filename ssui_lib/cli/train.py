@@ -20,8 +20,8 @@ def add_commands(sub) -> None:
                        description="Train a LoRA adapter on an exploration folder (DIR/trees.jsonl). "
                                    "Writes OUT/adapter, OUT/log.jsonl, OUT/summary.json; resumes from OUT's checkpoint.")
     p.add_argument("--method", required=True, choices=METHODS)
-    p.add_argument("--data", required=True, metavar="DIR", help="exploration output folder (trees.jsonl)")
-    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="DIR", help="exploration output folder (trees.jsonl); required unless --dry-run")
+    p.add_argument("--out", metavar="DIR", help="output folder; required unless --dry-run")
     p.add_argument("--model", default="embedded", help="embedded or hf:PATH (default: embedded)")
     p.add_argument("--dataset", help="dataset spec of the explored samples (default: the one DIR/stats.json records, "
                                         "else bundled:all)")
@@ -38,10 +38,41 @@ def add_commands(sub) -> None:
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the memory plan per device (weights, LoRA state, activations with and without gradient "
+                        "checkpointing, tokens per step) from the model's config.json and exit (srpo/memory_plan.py)")
+    p.add_argument("--devices", type=int, default=1, help="--dry-run: data-parallel devices sharing --batch-size")
+    p.add_argument("--seq-len", type=int, help="--dry-run: tokens per sequence (default: --max-len, else 1024)")
+    p.add_argument("--dtype", choices=("bfloat16", "float16", "float32"), default="bfloat16", help="--dry-run: weights' dtype")
     p.set_defaults(func=_cmd_train)
 
 
+def _cmd_dry_run(a) -> int:
+    from ssui_lib.models import parse_model_name
+    from ssui_lib.srpo.memory_plan import plan_for_folder
+
+    spec = parse_model_name(a.model)
+    if spec.kind == "embedded":
+        from ssui_lib.models.embedded import ensure_converted
+
+        folder = ensure_converted()
+    elif spec.kind == "hf":
+        folder = spec.path
+    else:
+        raise SSUIError(f"model {a.model!r}: only local models are trained (embedded, hf:PATH)")
+    plan = plan_for_folder(folder, batch_size=a.batch_size, seq_len=a.seq_len or a.max_len or 1024,
+                           lora_rank=a.lora_rank, dtype=a.dtype, devices=a.devices)
+    print(f"train --dry-run: {a.model}, LoRA rank {a.lora_rank}, {a.dtype}")
+    print(plan.table())
+    return 0
+
+
 def _cmd_train(a) -> int:
+    if a.dry_run:
+        return _cmd_dry_run(a)
+    for flag, v in (("--data", a.data), ("--out", a.out)):
+        if not v:
+            raise SSUIError(f"train: {flag} is required (unless --dry-run)")
     cfg = TrainConfig(method=a.method, lam=a.lam, k=a.k, variant=a.variant, beta=a.beta, epochs=a.epochs,
                       max_steps=a.max_steps, lr=a.lr, batch_size=a.batch_size, lora_rank=a.lora_rank,
                       max_len=a.max_len, save_every=a.save_every, seed=a.seed)
