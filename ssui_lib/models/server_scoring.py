@@ -119,7 +119,6 @@ def score_continuations(model, prompts: Sequence[Prompt], continuations: Sequenc
         full = ctx + ids
         lps = model.with_retries(i, lambda s: read_echo_logprobs(model._count(
             model._get_client(s).completions.create(**echo_request(model.model, full))), len(full), len(ids)))
-        ledger.count("tokens_prefilled", len(full))
         if cache is not None:
             cache.put(key, lps)
         return i, lps
