@@ -114,3 +114,33 @@ def test_samples_are_seeded_and_n_rows_share_a_prompt(tiny):
     b = tiny.generate([[{"role": "user", "content": "Hi."}]] * 2, p)
     assert [[x.text for x in g] for g in a] == [[x.text for x in g] for g in b]
     assert [len(g) for g in a] == [4, 4] and len({x.text for g in a for x in g}) > 1
+
+
+def test_prefill_groups_sort_by_length_and_bound_the_padding():
+    assert H.prefill_groups([5, 3, 4]) == ([0, 1, 2], [(0, 3)])  # too few rows to split
+    lengths = [10] * 8 + [40] * 8 + [11] * 4
+    order, groups = H.prefill_groups(lengths, max_waste=0.15, min_rows=4)
+    assert sorted(order) == list(range(20)) and [lengths[i] for i in order] == sorted(lengths)
+    assert groups == [(0, 12), (12, 20)]
+    for a, b in groups:
+        part = [lengths[i] for i in order[a:b]]
+        assert len(part) >= 4 and max(part) * len(part) - sum(part) <= 0.15 * max(part) * len(part)
+    assert H.prefill_groups(lengths, min_rows=16)[1] == [(0, 20)]
+
+
+def test_prompts_of_unequal_length_prefilled_in_groups_decode_as_alone(tiny, monkeypatch):
+    monkeypatch.setattr(H, "PREFILL_GROUP_MIN", 3)
+    system = {"role": "system", "content": "You answer in one line. " * 8}
+    qs = ["Hi."] * 3 + ["Tell me, in a few words, what colour the sky is on a clear day in summer."] * 3 \
+        + ["What is 2+2?", "Name a colour.", "Say something about trains and stations and the night."]
+    prompts = [[system, {"role": "user", "content": q + f" ({i})"}] for i, q in enumerate(qs)]
+    lengths = [len(tiny._ids(tiny.render(x))) for x in prompts]
+    assert len(H.prefill_groups(lengths)[1]) > 1  # the grouped path is what runs
+    p = SamplingParams(max_new_tokens=12, stop=("e",))
+    together = tiny.generate(prompts, p)
+    for prompt, g in zip(prompts, together):
+        alone = tiny.generate([prompt], p)[0][0]
+        assert (g[0].text, g[0].n_tokens, g[0].finish_reason) == (alone.text, alone.n_tokens, alone.finish_reason)
+        assert g[0].logprob == pytest.approx(alone.logprob, abs=1e-3)
+    s = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=1)
+    assert [[x.text for x in g] for g in tiny.generate(prompts, s)] == [[x.text for x in g] for g in tiny.generate(prompts, s)]

@@ -14,6 +14,15 @@ repeated for every row, and only each row's own suffix is prefilled on top of it
 left-padded *after* the shared part, with those pads masked out and position ids that continue the
 prefix, so every row sees exactly its own tokens at their own positions. (``model.generate`` has no
 such cross-prompt prefix sharing; vLLM calls it automatic prefix caching.)
+
+What else the loop does not spend (profiled on the 2-core CPU; the model's matrix products are what
+is left): the KV cache is reserved for the whole generation (``kv_cache.ReservedCache``: no
+``torch.cat`` of the whole cache per step); the prefill computes the LM head at the last position
+only; prompts of unequal length are prefilled in groups of similar length (``prefill_groups``), not
+padded to the longest; a decode step has no per-row Python: end-of-turn ids are found on the id
+tensor and stop strings looked for every ``STOP_CHECK_EVERY`` steps, a row that met one a few steps
+earlier being cut back to that token (same text, token count and log-probability as checking at
+every step).
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from ssui_lib.models.trainable import LM_TARGETS
 
 
 SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs
+PREFILL_MAX_WASTE = 0.15  # a prefill group grows while under this fraction of its positions are padding
+PREFILL_GROUP_MIN = 8  # rows: smaller groups are not split off (each forward call has a fixed cost)
 STOP_CHECK_EVERY = 8  # decode steps between looks for stop strings (decoding text every step costs more)
 
 
@@ -45,6 +56,30 @@ def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
         if any(x[i] != t for x in seqs[1:]):
             return i
     return max(n, 0)
+
+
+def prefill_groups(lengths: Sequence[int], max_waste: float | None = None,
+                   min_rows: int | None = None) -> tuple[list[int], list[tuple[int, int]]]:
+    """How to prefill rows of these lengths with little padding: ``(order, groups)``, ``order`` the
+    rows sorted by length and ``groups`` ranges ``(a, b)`` of it, each of at least ``min_rows`` rows,
+    a new one begun where the next row would make more than ``max_waste`` of a group's positions
+    padding. One group (and the rows in their own order) when splitting does not pay."""
+    max_waste = PREFILL_MAX_WASTE if max_waste is None else max_waste
+    min_rows = PREFILL_GROUP_MIN if min_rows is None else min_rows
+    n = len(lengths)
+    order = sorted(range(n), key=lambda i: lengths[i])
+    L = [lengths[i] for i in order]
+    groups, a, total = [], 0, 0
+    for i in range(n):
+        size = i - a + 1
+        if size > min_rows and n - i >= min_rows and L[i] * size - (total + L[i]) > max_waste * L[i] * size:
+            groups.append((a, i))
+            a, total = i, 0
+        total += L[i]
+    groups.append((a, n))
+    if len(groups) == 1:
+        return list(range(n)), [(0, n)]
+    return order, groups
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -237,34 +272,53 @@ class HFCausalChatModel(ChatModel):
         rest = [x[shared:] for x in seqs]
         width = max(len(x) for x in rest)
         T = p.max_new_tokens
+        W = shared + width
+        n_layers = _n_layers(model)
         # every layer's keys/values go into one buffer sized for the whole generation (no per-step copy)
-        cache = ReservedCache(_n_layers(model), shared + width + T)
+        cache = ReservedCache(n_layers, W + T)
         # 1) prefill each distinct prompt once; a prefix common to all of them, once for all.
         #    Only the last position's logits are needed (logits_to_keep=1): the LM head over every
-        #    prompt position would cost about a fifth of the prefill for nothing.
+        #    prompt position would cost about a fifth of the prefill for nothing. Many prompts of
+        #    unequal length are prefilled in groups of similar length (sorted; see prefill_groups),
+        #    each group's cache then copied into the common one, right-aligned, so padding is not
+        #    computed; the rows stay in that order until the results are put back in prompt order.
+        order, groups = prefill_groups([len(x) for x in rest])
+        rest = [rest[i] for i in order]
+        base = None
         if shared:
-            model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), past_key_values=cache,
+            base = ReservedCache(n_layers, shared)
+            model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), past_key_values=base,
                   use_cache=True, logits_to_keep=1)
-            cache.batch_repeat_interleave(len(seqs))
-        ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in rest], device=dev)
-        own = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in rest], device=dev)
-        pos = shared + (own.cumsum(-1) - 1).clamp(min=0)
-        W = shared + width
-        mask = torch.zeros(len(rest), W + T, dtype=own.dtype, device=dev)
+        lens = torch.tensor([len(x) for x in rest], device=dev)
+        mask = torch.zeros(len(rest), W + T, dtype=torch.long, device=dev)
         mask[:, :shared] = 1
-        mask[:, shared:W] = own
-        out = model(input_ids=ids, attention_mask=mask[:, :W], position_ids=pos, past_key_values=cache,
-                    use_cache=True, logits_to_keep=1)
-        logits = out.logits[:, -1, :].float()
+        mask[:, shared:W] = (torch.arange(width, device=dev)[None, :] >= width - lens[:, None]).long()
+        parts = []
+        for a, b in groups:
+            w = max(len(x) for x in rest[a:b])
+            ids = torch.tensor([[tok.pad_token_id] * (w - len(x)) + x for x in rest[a:b]], device=dev)
+            own = mask[a:b, W - w: W]
+            gc = cache if len(groups) == 1 else ReservedCache(n_layers, shared + w)
+            if base is not None:
+                gc.place(base, slice(0, b - a), b - a, 0, 0, shared)
+            out = model(input_ids=ids, attention_mask=torch.cat([mask[a:b, :shared], own], 1),
+                        position_ids=shared + (own.cumsum(-1) - 1).clamp(min=0), past_key_values=gc,
+                        use_cache=True, logits_to_keep=1)
+            parts.append(out.logits[:, -1, :].float())
+            if gc is not cache:
+                if shared:
+                    cache.place(gc, slice(a, b), len(rest), 0, 0, shared)
+                cache.place(gc, slice(a, b), len(rest), shared, W - w, w)
+        logits = torch.cat(parts)
+        next_pos = shared + lens
         # 2) share it among the prompt's n samples
         if p.n > 1:
             cache.batch_repeat_interleave(p.n)
             logits = logits.repeat_interleave(p.n, 0)
             mask = mask.repeat_interleave(p.n, 0)
-            pos = pos.repeat_interleave(p.n, 0)
+            next_pos = next_pos.repeat_interleave(p.n, 0)
         rows = logits.shape[0]
         dec = _Decoded(rows, T, dev)
-        next_pos = pos[:, -1] + 1
         done = torch.zeros(rows, dtype=torch.bool, device=dev)
         live = torch.arange(rows, device=dev)  # batch position -> row, for the rows still decoding
         stop_ids = torch.tensor(sorted(self._stop_ids), dtype=torch.long, device=dev)
@@ -308,9 +362,9 @@ class HFCausalChatModel(ChatModel):
         ledger.count("tokens_prefilled", shared + sum(len(x) for x in rest))
         ledger.count("tokens_generated", sum(len(g) for g in gen_ids))
         ledger.count("sequences_generated", rows)
-        res: list[list[Generation]] = []
-        for i in range(len(texts)):
-            row_gens = []
+        res: list[list[Generation]] = [[] for _ in texts]
+        for i, prompt_i in enumerate(order):
+            row_gens = res[prompt_i]
             for j in range(p.n):
                 r = i * p.n + j
                 text = tok.decode(gen_ids[r], skip_special_tokens=True)
@@ -319,7 +373,6 @@ class HFCausalChatModel(ChatModel):
                     text = text[:cut]
                 row_gens.append(Generation(text=text, n_tokens=len(gen_ids[r]), finish_reason=finish[r],
                                            logprob=lp_sum[r]))
-            res.append(row_gens)
         return res
 
     @staticmethod

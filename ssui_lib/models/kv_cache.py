@@ -55,6 +55,21 @@ class ReservedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
+    def place(self, src: "ReservedLayer", rows: slice, total_rows: int, src_start: int, dst_start: int, n: int) -> None:
+        """Copy ``n`` positions of ``src`` (from ``src_start``) into ``rows`` of this layer at
+        ``dst_start`` (a source of one row is broadcast). The buffer is allocated zeroed on first use:
+        positions never written hold zeros (finite), which an attention mask then hides."""
+        if self._k is None:
+            self.lazy_initialization(src._k, src._v)
+            shape = (total_rows, src._k.shape[1], self.capacity, src._k.shape[3])
+            self._k, self._v = src._k.new_zeros(shape), src._v.new_zeros(shape)
+        if dst_start + n > self._k.shape[2]:
+            raise ValueError(f"place: positions up to {dst_start + n} exceed the capacity {self._k.shape[2]}")
+        self._k[rows, :, dst_start: dst_start + n] = src._k[:, :, src_start: src_start + n]
+        self._v[rows, :, dst_start: dst_start + n] = src._v[:, :, src_start: src_start + n]
+        self.length = max(self.length, dst_start + n)
+        self._views()
+
     def batch_repeat_interleave(self, repeats: int) -> None:
         if self.length:
             self._k = self._k.repeat_interleave(repeats, dim=0)
@@ -84,3 +99,8 @@ class ReservedCache(Cache):
 
     def __init__(self, n_layers: int, capacity: int):
         super().__init__(layers=[ReservedLayer(capacity) for _ in range(n_layers)])
+
+    def place(self, src: "ReservedCache", rows: slice, total_rows: int, src_start: int, dst_start: int, n: int) -> None:
+        """:meth:`ReservedLayer.place` on every layer (``src`` from a prefill of some of the rows)."""
+        for mine, theirs in zip(self.layers, src.layers):
+            mine.place(theirs, rows, total_rows, src_start, dst_start, n)
