@@ -76,6 +76,9 @@ from ssui_lib.data.bundled import load_dataset
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.explore import load_pairs, read_trees
 from ssui_lib.eval.heldout import compare
+from ssui_lib.eval import paired
+from ssui_lib.eval.heldout_items import item_verdicts, verdict_rates
+from ssui_lib.book import results as book_results
 from ssui_lib.models import SamplingParams
 from ssui_lib.srpo.runs import exploration_data, heldout_variants, read_log, train_run
 from ssui_lib.srpo.config import TrainConfig
@@ -198,6 +201,10 @@ long["n"] = None  # the two metrics have different denominators; the table above
 fig = plots.rate_bars(long, title=f"Held-out results before and after training ({heldout}, n = {len(test)})",
                       ylabel="rate on held-out samples (%)", show_n=False)
 plots.savefig(fig, profile, "05_methods");
+book_results.write_table(profile, "05", "heldout", table)
+book_results.record(profile, [e for label, r in results.items() for e in book_results.metric_entries(
+    "05", label, r["metrics"], names={"ACC": "verdict accuracy" + (" (forced)" if force_verdict else ""),
+                                      "SER": "SER"}, model=model, judge=r["judge"])]);
 
 # %% [markdown]
 # ## What the numbers say
@@ -237,6 +244,50 @@ display(Markdown("\n".join(lines)))
 # shows that the four objectives train on the same data and are compared on the same footing; the
 # size of SRPO's advantage in Fig. 6 (Qwen2.5-VL-7B, the full SSUI set, GPT-4o judging six
 # benchmarks) is tested by the `paper` profile.
+#
+# ## Paired comparisons: SRPO against each baseline
+#
+# Every variant answered the *same* held-out samples, so SRPO is compared with base, SFT, DPO and
+# ORPO item by item (`ssui_lib.eval.paired`): the difference in verdict accuracy with a **paired
+# bootstrap** 95% interval (the items are resampled once for both variants) and an **exact McNemar
+# test** on the items where exactly one of the two is right. Two readings are kept apart:
+# **unforced** — the verdict the model wrote itself (no verdict line counts as wrong) — and, when
+# `force_verdict` is on, **forced** — where the chain stopped early, the likelier of " unsafe" /
+# " safe" (a likelihood comparison, not an answer). Safety (IRS records judged unsafe) is shown next
+# to **over-refusal** (benign twins judged unsafe): calling everything unsafe buys safety with
+# refusals.
+
+# %%
+readings = ("unforced", "forced") if force_verdict else ("unforced",)
+items = {label: item_verdicts(test, results_dir / "eval" / label.lower()) for label in results}
+rates = pd.DataFrame([{"variant": label, "reading": rd, **{m: v["value"] for m, v in verdict_rates(it, rd).items()}}
+                      for label, it in items.items() for rd in readings]).set_index(["variant", "reading"])
+display(rates.style.format("{:.1%}", na_rep="–"))
+paired_tables = []
+for rd in readings:
+    al = paired.align({label: it[f"correct_{rd}"].to_dict() for label, it in items.items()})
+    if "SRPO" in al.columns:
+        others = [v for v in ("base", "SFT", "DPO", "ORPO") if v in al.columns]
+        paired_tables.append(paired.comparison_frame(al, "SRPO", others, n_boot=n_boot, seed=seed).assign(reading=rd))
+paired_df = pd.concat(paired_tables, ignore_index=True) if paired_tables else pd.DataFrame(columns=paired.COLUMNS)
+display(paired_df.style.format({c: "{:+.1%}" for c in ("diff", "lo", "hi")} | {"acc_a": "{:.1%}", "acc_b": "{:.1%}",
+                                                                               "p": "{:.3g}"}).hide(axis="index"))
+display(Markdown("\n".join(f"* {row['reading']}: " + paired.describe(row) for _, row in paired_df.iterrows())
+                 or "* SRPO was not trained in this run: no paired comparison."))
+book_results.write_table(profile, "05", "verdict_rates", rates)
+book_results.write_table(profile, "05", "paired", paired_df, index=False)
+judge_name = results["base"]["judge"]
+entries = [book_results.entry("05", f"{m} ({rd})", label, rates.loc[(label, rd), m], n=v["n"], model=model,
+                              judge=judge_name)
+           for label, it in items.items() for rd in readings for m, v in verdict_rates(it, rd).items()]
+for _, row in paired_df.iterrows():
+    vs = f"{row['a']} - {row['b']}"
+    entries.append(book_results.entry("05", f"verdict accuracy difference ({row['reading']})", vs, row["diff"],
+                                      interval=[row["lo"], row["hi"]], n=row["n"], model=model, judge=judge_name))
+    entries.append(book_results.entry("05", f"McNemar exact p ({row['reading']})", vs, row["p"], n=row["n"],
+                                      model=model, judge=judge_name))
+book_results.record(profile, entries);
+
 
 # %%
 print(f"training: {sum(train_s.values()):.0f} s (" + ", ".join(f"{m.upper()} {t:.0f} s" for m, t in train_s.items())

@@ -58,6 +58,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib.book import plots
+from ssui_lib.book import results as book_results
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.explore import load_pairs
@@ -100,10 +101,12 @@ for lam in lambdas:
 
 # %%
 logs = {f"λ = {lam:g}": read_log(results_dir / f"lambda_{lam:g}") for lam in lambdas}
-display(pd.DataFrame({name: log.set_index("step")[["ref", "align", "margin"]].astype(float).mean()
+loss_table = (pd.DataFrame({name: log.set_index("step")[["ref", "align", "margin"]].astype(float).mean()
                       for name, log in logs.items()}).T
         .rename(columns={"ref": "mean J_ref (nats/token)", "align": "mean Σ_i J_align,i",
                          "margin": "mean margin L(τ⁺) − L(τ⁻) (nats)"}).round(4))
+display(loss_table)
+book_results.write_table(profile, "06", "loss_parts", loss_table)
 
 # %% [markdown]
 # Every λ sees the same batches; J_ref and Σ J_align are logged separately, so the table shows the
@@ -136,6 +139,10 @@ long["metric"] = long["metric"].replace({"ACC": "verdict accuracy (all held-out)
 fig = plots.sweep_figure(long, x="lambda", chosen=paper_lambda,
                          title=f"SRPO: influence of λ ({heldout}, n = {len(test)})")
 plots.savefig(fig, profile, "06_lambda");
+book_results.write_table(profile, "06", "lambda", table)
+book_results.record(profile, [e for lam, r in results.items() for e in book_results.metric_entries(
+    "06", f"λ = {lam:g}", r["metrics"], names={"ACC": "verdict accuracy" + (" (forced)" if force_verdict else ""),
+                                               "SER": "SER"}, model=model, judge=r["judge"])]);
 
 # %% [markdown]
 # ## What the numbers say

@@ -66,6 +66,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from ssui_lib.book import plots
+from ssui_lib.book import results as book_results
 from ssui_lib.core.store import cache_key
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate
@@ -157,7 +158,11 @@ for label, (name, k) in variants.items():
 # ## RSBench: SR, ER and SER per variant (SRPO Fig. 5)
 
 # %%
-display(plots.rates_table(rsbench, ("SR", "ER", "SER", "S", "E", "SE"), index_names=("variant",)))
+rs_table = plots.rates_table(rsbench, ("SR", "ER", "SER", "S", "E", "SE"), index_names=("variant",))
+display(rs_table)
+book_results.write_table(profile, "07", "rsbench", rs_table)
+book_results.record(profile, [e for label, r in rsbench.items() for e in book_results.metric_entries(
+    "07", label, r["metrics"], names={"SR": "SR", "ER": "ER", "SER": "SER"}, model=r["model"], judge=r["judge"])]);
 fig = plots.rate_bars(plots.rates_long(rsbench, ("SR", "ER", "SER")),
                       title=f"RSBench on {dataset} (judge: {judge})", xlabel="variant")
 plots.savefig(fig, profile, "07_rsbench");
@@ -220,6 +225,12 @@ pd.concat([t.assign(by=b) for b, t in (("all", val_overall), ("style", val_by_st
 print(f"{len(val_rows)} hand-labelled responses for {len({r['record_id'] for r in val_rows})} test-split records; "
       + "; ".join(f"{n}: {t:.1f} s" for n, t in val_seconds.items()))
 display(format_agreement(val_overall))
+for _by, _t in (("overall", val_overall), ("by_style", val_by_style), ("by_category", val_by_category)):
+    book_results.write_table(profile, "07", f"judge_validation_{_by}", _t, index=False)
+book_results.record(profile, [book_results.entry(
+    "07", f"judge {r.criterion} {stat}", r.judge, getattr(r, stat), interval=[getattr(r, f"{stat}_lo"),
+                                                                            getattr(r, f"{stat}_hi")],
+    n=int(r.n), model=None, judge=r.judge) for r in val_overall.itertuples() for stat in ("accuracy", "kappa")]);
 
 # %% [markdown]
 # Per response style (n is small in each row: read the intervals), then per category.
@@ -265,7 +276,12 @@ for b, (spec, img, _) in bench_data.items():
                                              limit=bench_limit or None, seed=seed, paths=False, n_boot=n_boot,
                                              image_dir=img, progress=False)
 if bench_results:
-    display(plots.benchmark_table(bench_results, ("S", "E", "SE")))
+    bench_table = plots.benchmark_table(bench_results, ("S", "E", "SE"))
+    display(bench_table)
+    book_results.write_table(profile, "07", "benchmarks", bench_table)
+    book_results.record(profile, [e for (label, b), r in bench_results.items() for e in book_results.metric_entries(
+        "07", f"{label} · {b}", r["metrics"], names={"S": "S", "E": "E", "SE": "S&E"}, model=r["model"],
+        judge=r["judge"])]);
     mss = {k: r for k, r in bench_results.items() if k[1] == "MSSBench" and "over_refusal" in r}
     if mss:
         display(plots.rates_table(mss, ("over_refusal",), index_names=("variant", "benchmark")))
