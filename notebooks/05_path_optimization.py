@@ -38,6 +38,29 @@
 # DPO and ORPO can only use samples where exploration found at least one correct and one
 # incorrect path, as in the paper.
 
+# %% [markdown]
+# The equations of this chapter (SRPO §3.3, as numbered there). `ssui_lib.srpo.losses` implements each of them as a small pure function.
+#
+# $$
+# \mathcal{J}_{\text{Ref}}(\theta) = -\mathbb{E}_{(v_{i-1}, v_i) \in \tau^*} \left[\log p_\theta(v_i \mid v_{i-1})\right] \tag{5}
+# $$
+#
+# $$
+# \mathcal{J}_{\text{Align},i}(\theta) = -k \cdot \log \sigma\big(\mathcal{L}(\tau_i^+ \mid \theta) - \mathcal{L}(\tau_i^- \mid \theta)\big) \tag{6}
+# $$
+#
+# $$
+# \mathcal{L}(\tau_i^+ \mid \theta) - \mathcal{L}(\tau_i^- \mid \theta) = \log \frac{p_\theta(\tau^+_{\text{cont}} \mid \tau_{1:i-1})}{p_\theta(\tau^-_{\text{cont}} \mid \tau_{1:i-1})} \tag{7}
+# $$
+#
+# $$
+# \mathcal{J}_{\text{Align}}(\theta) = \sum_{i=1}^{T^*-1} \mathcal{J}_{\text{Align},i}(\theta) \tag{8}
+# $$
+#
+# $$
+# \min_\theta \mathcal{J}(\theta) = \mathcal{J}_{\text{Ref}}(\theta) + \lambda \cdot \mathcal{J}_{\text{Align}}(\theta) \tag{9}
+# $$
+
 # %% tags=["parameters"]
 profile = "smoke"
 model = "embedded"  # the base model: embedded or hf:PATH (a local model: LoRA is trained on it)
@@ -287,7 +310,6 @@ for _, row in paired_df.iterrows():
     entries.append(book_results.entry("05", f"McNemar exact p ({row['reading']})", vs, row["p"], n=row["n"],
                                       model=model, judge=judge_name))
 book_results.record(profile, entries);
-
 
 # %%
 print(f"training: {sum(train_s.values()):.0f} s (" + ", ".join(f"{m.upper()} {t:.0f} s" for m, t in train_s.items())

@@ -26,6 +26,21 @@
 # same held-out samples as chapter 05: verdict accuracy of its chains and the judged SER of its
 # reasoning paths, with 95% bootstrap intervals.
 
+# %% [markdown]
+# The objective this chapter varies (SRPO §3.3, as numbered there): the step terms J_align,i, their sum over the intermediate steps, and the weight λ between the reference path and the alignment term.
+#
+# $$
+# \mathcal{J}_{\text{Align},i}(\theta) = -k \cdot \log \sigma\big(\mathcal{L}(\tau_i^+ \mid \theta) - \mathcal{L}(\tau_i^- \mid \theta)\big) \tag{6}
+# $$
+#
+# $$
+# \mathcal{J}_{\text{Align}}(\theta) = \sum_{i=1}^{T^*-1} \mathcal{J}_{\text{Align},i}(\theta) \tag{8}
+# $$
+#
+# $$
+# \min_\theta \mathcal{J}(\theta) = \mathcal{J}_{\text{Ref}}(\theta) + \lambda \cdot \mathcal{J}_{\text{Align}}(\theta) \tag{9}
+# $$
+
 # %% tags=["parameters"]
 profile = "smoke"
 model = "embedded"  # the base model (embedded or hf:PATH)

@@ -32,6 +32,17 @@
 # * **SFT, DPO, ORPO, SRPO** — the LoRA adapters chapter 05 trained on this model, when they exist;
 # * any other models named in `compare_models` (SRPO Fig. 5 compares with GPT-4o and others).
 
+# %% [markdown]
+# RSBench's rates (SRPO §4, Eq. 10–11): f_h(i) = 1 when response i is harmless (safe), f_r(j) = 1 when it is effective; N counts every response, so an unscored one is neither.
+#
+# $$
+# SR = \frac{1}{N} \sum_{i=1}^{N_h} f_h(i), \qquad ER = \frac{1}{N} \sum_{j=1}^{N_r} f_r(j) \tag{10}
+# $$
+#
+# $$
+# SER = \frac{1}{N} \sum_{k=1}^{N} \big[f_h(k) \cdot f_r(k)\big] \tag{11}
+# $$
+
 # %% tags=["parameters"]
 profile = "smoke"
 model = "embedded"  # the base model; chapter 05's adapters are loaded on top of it
@@ -315,3 +326,29 @@ else:
 # %%
 print(f"RSBench generation + judging: {sum(timings.values()):.0f} s in all; " +
       "; ".join(f"{v}: {t:.0f} s" for v, t in timings.items()))
+
+
+# %% [markdown]
+# ## Exercises
+#
+# For readers and courses. Each exercise shows its task; write your answer in place of `...` and
+# run the check below it: it says *right*, or what is wrong or missing — never the answer itself.
+# The reference solutions live in `ssui_lib/book/exercises.py` and in the teacher's copy of the
+# HTML book (`ssui book build --profile smoke --with-solutions`).
+
+# %%
+from ssui_lib.book.exercises import check, show
+
+# %%
+show("07.1")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("07.1", answer)
+
+# %%
+show("07.2")
+
+# %%
+answer = ...  # your answer (a value, or a function where the exercise asks for one)
+check("07.2", answer)

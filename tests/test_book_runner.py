@@ -270,7 +270,7 @@ def test_the_shipped_smoke_profile_passes_value_checks(root):
     from ssui_lib.book.runner import plan_book
 
     plan = plan_book("smoke", config=root / "book.toml", runs_dir=root / "nonexistent-runs")
-    assert [p["id"] for p in plan] == ["00", "01", "02", "03", "04", "05", "06", "07"]
+    assert [p["id"] for p in plan] == ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
     assert all(p["action"] == "run" and p["reason"] == "no earlier run recorded" for p in plan[:5])
     assert plan[5]["reason"] == "it reads chapter 04, which would run"
 

@@ -56,7 +56,7 @@ def test_caption_mode():
     ("", "non-empty"), ("gpt4", "unknown model name"), ("hf:", "missing PATH"),
     ("hf:/x+adapter:", "missing PATH after '+adapter:'"), ("openai:", "missing MODEL"),
     ("openai-compatible:http://h:1/v1", "expected openai-compatible:URL#MODEL"),
-    ("openai-compatible:localhost#m", "must start with http"),
+    ("openai-compatible:localhost#m", "must be http:// or https:// with a host"),
 ])
 def test_bad_model_names(name, msg):
     with pytest.raises(SSUIError) as e:

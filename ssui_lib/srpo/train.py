@@ -54,6 +54,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from tqdm.auto import tqdm
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.store import append_jsonl, atomic_write_dir, atomic_write_text
 from ssui_lib.models import ModelSpec, parse_model_name, resolve_model
@@ -352,6 +353,8 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
                 grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            ledger.count("training_steps")
+            ledger.count("training_examples", len(idx))
             step += 1
             rec = {"step": step, "loss": parts["loss"], "ref": parts["ref"], "align": parts["align"],
                    "margin": parts["margin"], "lr": lr, "grad_norm": grad_norm, "examples": len(idx),
