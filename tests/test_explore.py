@@ -374,7 +374,10 @@ def test_cli_explore_writes_trees_and_stats_and_resumes(tmp_path, monkeypatch, c
         made.append(ScriptedModel(lambda sid, i, k: truth(sid) if k == 0 else flip(truth(sid))))
         return made[-1]
 
+    import ssui_lib.cli.explore as cli_explore
+
     monkeypatch.setattr(models, "resolve_model", fake_resolve)
+    monkeypatch.setattr(cli_explore, "resolve_model", fake_resolve)  # bound at import by the command group
     out = tmp_path / "run"
     argv = ["explore", "--model", "embedded", "--dataset", f"jsonl:{data}", "--out", str(out), "--limit", "3",
             "--shots", "1", "--shots-from", f"jsonl:{data}", "--steps", "6,7", "--verdict-branch", "--k", "2",

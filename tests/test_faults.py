@@ -20,7 +20,7 @@ FAULTS = ["429", "500", "hang", "disconnect", "garbage", "truncated", "bad_shape
 
 @pytest.fixture
 def fast_api(monkeypatch):
-    for var, val in (("SSUI_API_TIMEOUT", "2"), ("SSUI_API_MAX_RETRIES", "3"),
+    for var, val in (("SSUI_API_TIMEOUT", "2"), ("SSUI_API_MAX_RETRIES", str(len(FAULTS) + 1)),
                      ("SSUI_API_BACKOFF_BASE", "0.001"), ("SSUI_API_BACKOFF_MAX", "0.01")):
         monkeypatch.setenv(var, val)
     for var in ("SSUI_API_KEY", "SSUI_API_KEY_ENV"):
