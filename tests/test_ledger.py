@@ -63,28 +63,8 @@ ledger.count("api_calls", 2)
 ledger.count("api_cache_hits", 5)
 ledger.count("training_steps", 4)
 '''
-TOML = '''
-[book]
-title = "Tiny"
-authors = ["t"]
-description = "d"
-language = "en"
-
-[[chapters]]
-id = "00"
-source = "nb/a.py"
-title = "A"
-reproduces = "-"
-
-[[chapters]]
-id = "01"
-source = "nb/b.py"
-title = "B"
-reproduces = "-"
-
-[profiles.smoke.defaults]
-n = 2
-'''
+# the tiny book of test_book_runner (chapters 00 and 01; chapter 01 declares `fail`)
+from test_book_runner import TOML  # noqa: E402
 
 
 @pytest.mark.slow
@@ -93,7 +73,8 @@ def test_manifest_has_each_chapters_ledger_and_the_total(tmp_path):
 
     (tmp_path / "nb").mkdir()
     (tmp_path / "nb" / "a.py").write_text(NB)
-    (tmp_path / "nb" / "b.py").write_text(NB.replace('ledger.count("api_calls", 2)', ""))
+    (tmp_path / "nb" / "b.py").write_text(NB.replace('ledger.count("api_calls", 2)', "")
+                                          .replace("n = 3\n", "n = 3\nfail = False\n"))
     (tmp_path / "book.toml").write_text(TOML)
     run_book("smoke", config=tmp_path / "book.toml", progress=False)
     man = json.loads((tmp_path / "papermill_runs/smoke/manifest.json").read_text())
