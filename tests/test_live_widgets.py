@@ -145,8 +145,13 @@ def test_revision_form_live_in_jupyterlab(tmp_path, browser_page):
         assert [r["decision"] for r in C.read_revisions(run_dir)] == ["accept"]
 
         query = out.locator(".widget-textarea", has_text="Query").locator("textarea")
+        # the fields of candidate 2 arrive after its header: wait for them before typing over them
+        query.wait_for(state="visible", timeout=30_000)
+        page.wait_for_function("el => el.value.includes('coffee')", arg=query.element_handle(), timeout=30_000)
         query.fill("Can my brother finish all of this before bed?")
         query.press("Tab")  # ipywidgets syncs a Textarea's value on change
+        page.wait_for_function("el => el.value === 'Can my brother finish all of this before bed?'",
+                               arg=query.element_handle(), timeout=10_000)
         out.locator("button", has_text="Save edits").click()
         page.wait_for_function("() => document.querySelector('.jp-OutputArea').innerText"
                                ".includes('Every candidate has a decision')", timeout=30_000)
