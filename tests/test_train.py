@@ -41,19 +41,9 @@ def prompt(q: str) -> list[dict]:
 @pytest.fixture(scope="session")
 def tiny_lm(tmp_path_factory) -> Path:
     """A tiny random Llama + the embedded model's tokenizer, saved like a real checkpoint."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tiny_vlms import build_tiny_llama
 
-    from ssui_lib.models.embedded import ensure_converted
-
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    tok = AutoTokenizer.from_pretrained(ensure_converted(), local_files_only=True)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
-                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    LlamaForCausalLM(cfg).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny_llama"))
 
 
 def fresh(folder: Path):

@@ -192,3 +192,20 @@ def describe_folder(folder: str | Path) -> dict:
     folder = Path(folder)
     return {"files": sorted(p.name for p in folder.iterdir()),
             "model_type": json.loads((folder / "config.json").read_text())["model_type"]}
+
+
+def build_tiny_llama(folder: str | Path, seed: int = 0) -> Path:
+    """A tiny random Llama with the embedded model's tokenizer, saved like a real checkpoint."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from ssui_lib.models.embedded import ensure_converted
+
+    folder = Path(folder)
+    tok = AutoTokenizer.from_pretrained(ensure_converted(), local_files_only=True)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
