@@ -62,6 +62,12 @@ ledger.count("tokens_prefilled", 1000)
 ledger.count("api_calls", 2)
 ledger.count("api_cache_hits", 5)
 ledger.count("training_steps", 4)
+# %%
+import time
+with ledger.phase("plotting"):
+    time.sleep(0.3)
+    with ledger.phase("model_loading", "tiny"):
+        time.sleep(0.2)
 '''
 # the tiny book of test_book_runner (chapters 00 and 01; chapter 01 declares `fail`)
 from test_book_runner import TOML  # noqa: E402
@@ -84,6 +90,18 @@ def test_manifest_has_each_chapters_ledger_and_the_total(tmp_path):
     assert b["api_calls"] == 0 and b["tokens_prefilled"] == 1000  # each chapter's own kernel, own counts
     assert man["ledger"]["tokens_generated"] == 160 and man["ledger"]["api_calls"] == 2
     assert not list((tmp_path / "papermill_runs/smoke").glob(".*.ledger.json"))
+    # where the time went: the kernel's phases, the runner's kernel start/stop, the rest is "other"
+    ph = a["phases"]
+    assert list(ph) == list(ledger.ALL_PHASES)
+    assert 0.3 <= ph["plotting"] < 1.5 and 0.2 <= ph["model_loading"] < 1.5
+    assert ph["kernel_start"] > 0.2  # a kernel takes time to start
+    assert sum(ph.values()) == pytest.approx(a["wall_s"], abs=0.05)
+    assert a["loads"] == {"tiny": 1} and a["phases_inclusive"]["plotting"] >= 0.5
+    assert man["ledger"]["phases"]["model_loading"] == pytest.approx(ph["model_loading"] + b["phases"]["model_loading"])
+    from ssui_lib.book.timings import timings_report
+
+    text = timings_report(tmp_path / "papermill_runs/smoke/manifest.json")
+    assert "| 00 |" in text and "| 01 |" in text and "| **total** |" in text and "00: 1× tiny" in text
 
 
 def test_ledger_table_from_a_manifest(tmp_path):
@@ -98,3 +116,108 @@ def test_ledger_table_from_a_manifest(tmp_path):
     assert list(df.index) == ["00", "01", "total"]
     assert df.loc["total", "tokens generated"] == 15 and df.loc["total", "wall s"] == 3.5
     assert df.loc["00", "API calls"] == 3 and df.loc["01", "API calls"] == 0
+
+
+# ------------------------------------------------------------------ phases: where the time goes
+
+class _Clock:
+    """A fake time.perf_counter: tests move it by hand, so the seconds are exact."""
+
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = _Clock()
+    monkeypatch.setattr(ledger.time, "perf_counter", c)
+    monkeypatch.delenv(ledger.ENV, raising=False)
+    ledger.reset()
+    yield c
+    ledger.reset()
+
+
+def test_phase_time_is_exclusive_the_innermost_counts(clock):
+    with ledger.phase("judging"):
+        clock.t += 1.0  # the judge's own work
+        with ledger.phase("generation"):
+            clock.t += 5.0  # the judge's model decoding
+            with ledger.phase("generation"):  # re-entered inside itself: the same block
+                clock.t += 2.0
+        clock.t += 0.5
+        with ledger.phase("embedding"):
+            clock.t += 0.25
+    got = ledger.phases()
+    assert got["judging"] == pytest.approx(1.5) and got["generation"] == pytest.approx(7.0)
+    assert got["embedding"] == pytest.approx(0.25)
+    assert sum(got.values()) == pytest.approx(8.75)  # the block's wall time, counted once
+    inc = ledger.inclusive()
+    assert inc["judging"] == pytest.approx(8.75) and inc["generation"] == pytest.approx(7.0)
+    assert set(got) == set(ledger.PHASES) and got["training"] == 0.0
+
+
+def test_phase_open_counts_up_to_now_and_errors_close_it(clock):
+    with pytest.raises(RuntimeError):
+        with ledger.phase("training"):
+            clock.t += 3.0
+            assert ledger.phases()["training"] == pytest.approx(3.0)  # still open
+            raise RuntimeError("boom")
+    clock.t += 10.0  # outside every phase: nobody's time
+    assert ledger.phases()["training"] == pytest.approx(3.0)
+    with pytest.raises(KeyError, match="unknown phase 'decoding'"):
+        with ledger.phase("decoding"):
+            pass
+    with pytest.raises(KeyError, match="unknown phase 'other'"):
+        ledger.timed("other")
+
+
+def test_timed_decorator_and_loads(clock):
+    @ledger.timed("model_loading", load="tiny")
+    def load():
+        clock.t += 2.0
+        return "model"
+
+    assert load() == "model" and load() == "model"
+    assert ledger.loads() == {"tiny": 2} and ledger.phases()["model_loading"] == pytest.approx(4.0)
+    assert load.__name__ == "load"
+
+
+def test_phases_are_written_to_the_ledger_file(clock, tmp_path, monkeypatch):
+    path = tmp_path / "ledger.json"
+    monkeypatch.setenv(ledger.ENV, str(path))
+    with ledger.phase("scoring"):
+        clock.t += 1.25
+        with ledger.phase("model_loading", "embedded"):
+            clock.t += 4.0
+        assert not path.exists()  # written when the outermost block ends (or a count changes)
+    got = ledger.read_timing(path)
+    assert got["phases"]["scoring"] == 1.25 and got["phases"]["model_loading"] == 4.0
+    assert got["inclusive"]["scoring"] == 5.25 and got["loads"] == {"embedded": 1}
+    ledger.count("api_calls")
+    assert ledger.read(path)["api_calls"] == 1 and ledger.read_timing(path)["loads"] == {"embedded": 1}
+    empty = ledger.read_timing(tmp_path / "missing.json")
+    assert empty["loads"] == {} and set(empty["phases"]) == set(ledger.PHASES) and not any(empty["phases"].values())
+
+
+def test_worker_threads_inside_a_phase_are_not_counted_twice(clock):
+    import threading
+
+    def worker():
+        with ledger.phase("generation", load="api-client"):  # one request of a pool serving the call
+            clock.t += 0.0
+
+    with ledger.phase("generation"):
+        clock.t += 2.0
+        threads = [threading.Thread(target=worker) for _ in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    assert ledger.phases()["generation"] == pytest.approx(2.0) and ledger.loads() == {"api-client": 3}
+    th = threading.Thread(target=worker)  # no phase open: a thread's own block counts
+    th.start()
+    th.join()
+    assert ledger.inclusive()["generation"] == pytest.approx(2.0)

@@ -31,6 +31,7 @@ from typing import Any
 
 from ssui_lib.book.config import BookConfig, Chapter, load_config, parse_set, read_notebook
 from ssui_lib.book.params import check_values
+from ssui_lib.book.timings import chapter_timing
 from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.lock import output_lock
@@ -319,6 +320,8 @@ class Runner:
         manifest["duration_s"] = round(time.time() - t0, 2)
         entries = [e.get("ledger") for e in manifest["chapters"].values() if e.get("ledger")]
         manifest["ledger"] = {k: round(sum(e.get(k, 0) for e in entries), 2) for k in (*ledger.KEYS, "wall_s")}
+        manifest["ledger"]["phases"] = {p: round(sum((e.get("phases") or {}).get(p, 0) for e in entries), 2)
+                                        for p in ledger.ALL_PHASES}
         write(manifest)
 
     def _run_chapter(self, ch: Chapter, params: dict[str, Any], fp: dict[str, str],
@@ -342,6 +345,7 @@ class Runner:
         ledger_file.unlink(missing_ok=True)
         previous = os.environ.get(ledger.ENV)
         os.environ[ledger.ENV] = str(ledger_file)  # the chapter's kernel inherits it and reports its costs there
+        launched = time.time()
         try:
             pm.execute_notebook(nb, str(tmp), parameters=params, kernel_name=self.kernel_name,
                                 cwd=str(self.cfg.root), progress_bar=False, log_output=False)
@@ -360,10 +364,12 @@ class Runner:
                 os.environ.pop(ledger.ENV, None)
             else:
                 os.environ[ledger.ENV] = previous
+        finished = time.time()
         if tmp.exists():
             os.replace(tmp, out)
         entry["duration_s"] = round(time.time() - t, 2)
-        entry["ledger"] = {**ledger.read(ledger_file), "wall_s": entry["duration_s"]}
+        entry["ledger"] = {**ledger.read(ledger_file), "wall_s": entry["duration_s"],
+                           **chapter_timing(ledger_file, out, launched, finished, entry["duration_s"])}
         ledger_file.unlink(missing_ok=True)
         entry["figures"] = self._figures(ch, t)
         write(manifest)

@@ -35,6 +35,23 @@ def _add_book(sub) -> None:
                        help="a teacher's copy: each exercise followed by its reference solution "
                             "(default folder _build/html/<profile>-teacher)")
     build.set_defaults(func=_book_build)
+    tim = bsub.add_parser("timings", help="where the time went: seconds per chapter and phase of the last run "
+                                          "(markdown, from papermill_runs/<profile>/manifest.json)")
+    tim.add_argument("--profile", default="smoke", help="the profile whose last run to show (default: smoke)")
+    tim.add_argument("--manifest", help="a manifest.json to read instead of papermill_runs/<profile>/manifest.json")
+    tim.add_argument("--inclusive", action="store_true",
+                     help="inclusive seconds per phase (a judge's generation also counted as judging)")
+    tim.set_defaults(func=_book_timings)
+
+
+def _book_timings(a) -> int:
+    from pathlib import Path
+
+    from ssui_lib.book.timings import timings_report
+
+    print(timings_report(Path(a.manifest or Path("papermill_runs") / a.profile / "manifest.json"),
+                         inclusive=a.inclusive))
+    return 0
 
 
 def _book_run(a) -> int:
