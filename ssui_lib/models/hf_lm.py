@@ -215,6 +215,7 @@ class HFCausalChatModel(ChatModel):
         return {k: v.to(device) for k, v in out.items()} if device else out
 
     # ------------------------------------------------------------------ scoring
+    @ledger.timed("scoring")
     @torch.no_grad()
     def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str],
                  prefixes: Sequence[str] | None = None, batch_size: int = 8) -> list[list[float]]:
@@ -244,6 +245,7 @@ class HFCausalChatModel(ChatModel):
         texts = [self.render(p, prefixes[i] if prefixes else "") for i, p in enumerate(prompts)]
         return self.generate_texts(texts, params, progress=progress)
 
+    @ledger.timed("generation")
     def generate_texts(self, texts: Sequence[str], params: SamplingParams,
                        progress: bool = False) -> list[list[Generation]]:
         """Generate from already-rendered prompt strings (chunks of ≤ max_batch_rows rows)."""
@@ -401,8 +403,9 @@ def load_hf_lm(path: str, *, adapter: str | None = None, name: str | None = None
     if not Path(path).is_dir():
         raise SSUIError(f"hf:{path}: folder not found")
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
+        with ledger.phase("model_loading", load=f"hf:{path}"):
+            tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as e:
         raise SSUIError(f"hf:{path}: not a loadable causal LM ({str(e).splitlines()[0]})") from None
     if adapter:
@@ -410,6 +413,7 @@ def load_hf_lm(path: str, *, adapter: str | None = None, name: str | None = None
     return HFCausalChatModel(model, tok, name=name or f"hf:{path}", info={"path": path, "adapter": adapter})
 
 
+@ledger.timed("model_loading")
 def _attach_adapter(model, adapter: str):
     from pathlib import Path
 

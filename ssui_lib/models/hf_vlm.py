@@ -207,10 +207,11 @@ class HFVisionChatModel(ChatModel):
         self.device = _resolve_device(device)
         self.batch_size = batch_size
         try:
-            self.processor = load_processor(folder)
-            model = AutoModelForImageTextToText.from_pretrained(
-                str(folder), dtype=_torch_dtype(dtype, self.device), device_map=self.device, local_files_only=True
-            )
+            with ledger.phase("model_loading", load=f"hf:{folder}"):
+                self.processor = load_processor(folder)
+                model = AutoModelForImageTextToText.from_pretrained(
+                    str(folder), dtype=_torch_dtype(dtype, self.device), device_map=self.device, local_files_only=True
+                )
         except SSUIError:
             raise
         except Exception as e:  # a config without weights, an unknown architecture, a broken file
@@ -220,7 +221,8 @@ class HFVisionChatModel(ChatModel):
             from peft import PeftModel
 
             try:
-                model = PeftModel.from_pretrained(model, str(adapter_folder), is_trainable=False)
+                with ledger.phase("model_loading"):
+                    model = PeftModel.from_pretrained(model, str(adapter_folder), is_trainable=False)
             except Exception as e:
                 raise SSUIError(f"hf-vlm: {adapter_folder}: could not load the LoRA adapter: "
                                 f"{type(e).__name__}: {e}") from e
@@ -339,6 +341,7 @@ class HFVisionChatModel(ChatModel):
         logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         return [logp[i][keep[i]].tolist() for i in range(logp.shape[0])]
 
+    @ledger.timed("scoring")
     @torch.no_grad()
     def logprobs(
         self,
@@ -359,6 +362,7 @@ class HFVisionChatModel(ChatModel):
 
     # -- generation
 
+    @ledger.timed("generation")
     def generate(
         self,
         prompts: Sequence[Prompt],
