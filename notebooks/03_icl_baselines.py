@@ -78,6 +78,7 @@ from ssui_lib.core.store import cache_key
 from ssui_lib.core.chain import final_answer
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate, has_chain
+from ssui_lib.eval.judge import resolve_judge
 from ssui_lib.models import SamplingParams, resolve_model
 
 plots.paper_style()
@@ -93,6 +94,7 @@ ARMS = (("✗ zero-shot", 0, False), ("✗ + six-step instruction", 0, True), (f
 ZERO, ICL = ARMS[0][0], ARMS[-1][0]
 params = SamplingParams(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
 results_dir = Path("results") / profile / "03"
+judge_obj = resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed, image_dir=image_dir or None)
 
 # %% [markdown]
 # ## Generate and judge
@@ -115,7 +117,7 @@ for name in models:
             settings["chain"] = True  # (the other arms keep their earlier cache keys)
         out = results_dir / f"{name.split(':')[0]}-k{k}{'-chain' if instructed and not k else ''}-{cache_key(settings)[:10]}.json"
         t0 = time.time()
-        results[(name, arm)] = evaluate(m, judge, dataset, out, icl_k=k, icl_by=icl_by, params=params,
+        results[(name, arm)] = evaluate(m, judge_obj, dataset, out, icl_k=k, icl_by=icl_by, params=params,
                                         limit=limit or None, seed=seed, paths=False, n_boot=n_boot,
                                         image_dir=image_dir or None, progress=False, chain=instructed and not k)
         timings[(name, arm)] = time.time() - t0

@@ -102,6 +102,7 @@ from ssui_lib.eval.heldout import compare
 from ssui_lib.eval import paired
 from ssui_lib.eval.heldout_items import item_verdicts, verdict_rates
 from ssui_lib.book import results as book_results
+from ssui_lib.eval.judge import resolve_judge
 from ssui_lib.models import SamplingParams
 from ssui_lib.srpo.runs import exploration_data, heldout_variants, read_log, train_run
 from ssui_lib.srpo.config import TrainConfig
@@ -109,6 +110,7 @@ from ssui_lib.srpo.examples import load_exploration
 
 plots.paper_style()
 results_dir = Path("results") / profile / "05"
+judge_obj = resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed)
 data_dir = exploration_data(profile, exploration_dir)
 trees = read_trees(data_dir / "trees.jsonl")
 pair_rows, _ = load_pairs(data_dir)
@@ -208,7 +210,7 @@ print(f"{heldout}: {len(test)} samples ({sum(s.kind == 'irs' for s in test)} IRS
 variants = {"base": ("base", None, results_dir / "eval" / "base")}
 variants.update({m.upper(): (m.upper(), results_dir / "adapters" / m / "adapter", results_dir / "eval" / m)
                  for m in summaries})
-results, eval_s = heldout_variants(model, variants, test, judge=judge, params=params, n_boot=n_boot, seed=seed,
+results, eval_s = heldout_variants(model, variants, test, judge=judge_obj, params=params, n_boot=n_boot, seed=seed,
                                    force_verdict=force_verdict)
 
 # %%

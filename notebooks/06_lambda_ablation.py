@@ -78,12 +78,14 @@ from ssui_lib.data.bundled import load_dataset
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.explore import load_pairs
 from ssui_lib.eval.heldout import compare, results_frame
+from ssui_lib.eval.judge import resolve_judge
 from ssui_lib.models import SamplingParams
 from ssui_lib.srpo.runs import exploration_data, heldout_variants, read_log, train_run
 from ssui_lib.srpo.config import TrainConfig
 
 plots.paper_style()
 results_dir = Path("results") / profile / "06"
+judge_obj = resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed)
 data_dir = exploration_data(profile, exploration_dir)
 if not lambdas or any(not isinstance(x, (int, float)) or x < 0 for x in lambdas):
     raise SSUIError(f"parameter 'lambdas': expected a non-empty list of numbers >= 0, got {lambdas!r}")
@@ -140,7 +142,7 @@ test = test[:heldout_limit] if heldout_limit else test
 results, eval_s = heldout_variants(
     model, {lam: (f"λ = {lam:g}", results_dir / f"lambda_{lam:g}" / "adapter", results_dir / "eval" / f"lambda_{lam:g}")
             for lam in lambdas},
-    test, judge=judge, params=params, n_boot=n_boot, seed=seed, force_verdict=force_verdict)
+    test, judge=judge_obj, params=params, n_boot=n_boot, seed=seed, force_verdict=force_verdict)
 
 # %%
 table = plots.rates_table({f"λ = {lam:g}": r for lam, r in results.items()}, ("ACC", "SR", "ER", "SER"),

@@ -101,6 +101,9 @@ bench_data = {b: (f"{kind}:{path}", img or None, load_dataset(f"{kind}:{path}", 
               for b, (kind, path, img) in BENCHMARKS.items() if path}
 for b, (spec, _, data) in bench_data.items():
     print(f"{b}: {len(data)} samples from {spec}")
+# the judge name resolved once per image folder (a model judge that looks at pictures finds them there)
+judges = {img: resolve_judge(judge, cache_dir=results_dir / "judge_cache", seed=seed, image_dir=img)
+          for img in dict.fromkeys([image_dir or None, *(img for _, img, _ in bench_data.values())])}
 
 # %% [markdown]
 # ## The variants
@@ -158,7 +161,7 @@ rsbench, timings, loaded = {}, {}, {}
 for label, (name, k) in variants.items():
     t0 = time.time()
     loaded.setdefault(name, resolve_model(name))
-    rsbench[label] = evaluate(loaded[name], judge, dataset, settings_out(label, name, k, dataset, limit, "rsbench"),
+    rsbench[label] = evaluate(loaded[name], judges[image_dir or None], dataset, settings_out(label, name, k, dataset, limit, "rsbench"),
                               icl_k=k, icl_by=icl_by, params=params, limit=limit or None, seed=seed, paths=True,
                               n_boot=n_boot, image_dir=image_dir or None, progress=False)
     timings[label] = time.time() - t0
@@ -283,7 +286,7 @@ for b, (spec, img, _) in bench_data.items():
     for label, (name, k) in chosen.items():
         out = settings_out(label, name, k, spec, bench_limit, f"bench-{b.lower()}")
         loaded.setdefault(name, resolve_model(name))
-        bench_results[(label, b)] = evaluate(loaded[name], judge, spec, out, icl_k=k, icl_by=icl_by, params=params,
+        bench_results[(label, b)] = evaluate(loaded[name], judges[img], spec, out, icl_k=k, icl_by=icl_by, params=params,
                                              limit=bench_limit or None, seed=seed, paths=False, n_boot=n_boot,
                                              image_dir=img, progress=False)
 if bench_results:

@@ -10,6 +10,8 @@ from ssui_lib.cli import main
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.eval.evaluate import (
     answer_text,
+    as_judge,
+    as_model,
     evaluate,
     generate_responses,
     has_chain,
@@ -17,6 +19,7 @@ from ssui_lib.eval.evaluate import (
     read_responses,
 )
 from ssui_lib.eval.judge import Judge, Verdict
+from ssui_lib.models import LazyModel, parse_model_name
 from ssui_lib.models.base import ChatModel, Generation, SamplingParams, flatten_for_text
 from ssui_lib.core.schema import STEP_KEYS, Sample, write_samples
 
@@ -275,3 +278,58 @@ def test_cli_generate_judge_eval_on_the_embedded_model(tmp_path, dataset, embedd
     assert res["model"] == "embedded" and res["judge"] == "offline" and res["dataset"] == dataset
     assert res["n"] == 3 and res["settings"]["seed"] == 1 and res["settings"]["params"]["max_new_tokens"] == 8
     assert "S=" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- objects, not names
+
+def test_as_model_and_as_judge_take_objects_and_refuse_names():
+    m = FakeModel()
+    lazy = as_model(m, "here")
+    assert lazy.loaded and lazy.load() is m and lazy.name == "fake-model"
+    unloaded = LazyModel("embedded")
+    assert as_model(unloaded, "here") is unloaded and not unloaded.loaded
+    for name in ("embedded", parse_model_name("embedded")):
+        with pytest.raises(SSUIError, match=r"^here: expected a model, got the model name 'embedded'; .*resolve_model"):
+            as_model(name, "here")
+    with pytest.raises(SSUIError, match=r"^here: expected a ChatModel or a models.LazyModel, got int 3"):
+        as_model(3, "here")
+    j = KeywordJudge()
+    assert as_judge(j, "there") is j
+    with pytest.raises(SSUIError, match=r"^there: expected a Judge, got the judge name 'offline'; .*resolve_judge"):
+        as_judge("offline", "there")
+    with pytest.raises(SSUIError, match=r"^there: expected a Judge \(ssui_lib.eval.judge\), got FakeModel"):
+        as_judge(m, "there")
+
+
+def test_library_calls_refuse_names_with_one_clear_error(tmp_path):
+    resp = tmp_path / "r.jsonl"
+    with pytest.raises(SSUIError, match="^generate_responses: expected a model, got the model name 'embedded'"):
+        generate_responses("embedded", SAMPLES, out_path=resp)
+    generate_responses(FakeModel(), SAMPLES, out_path=resp)
+    with pytest.raises(SSUIError, match="^judge_responses: expected a Judge, got the judge name 'offline'"):
+        judge_responses("offline", SAMPLES, resp, tmp_path / "v.jsonl")
+    with pytest.raises(SSUIError, match="^evaluate: expected a model, got the model name 'embedded'"):
+        evaluate("embedded", KeywordJudge(), SAMPLES, tmp_path / "a.json", n_boot=0)
+    with pytest.raises(SSUIError, match="^evaluate: expected a Judge, got the judge name 'offline'"):
+        evaluate(FakeModel(), "offline", SAMPLES, tmp_path / "b.json", n_boot=0)
+    assert not (tmp_path / "v.jsonl").exists() and not (tmp_path / "a.json").exists()
+
+
+def test_generate_loads_a_lazy_model_only_when_something_is_left(tmp_path):
+    out = tmp_path / "r.jsonl"
+    generate_responses(FakeModel(), SAMPLES[:2], out_path=out)
+    lazy = LazyModel("fake-model")  # not a model name: loading it would fail
+    got = generate_responses(lazy, SAMPLES[:2], out_path=out)
+    assert not lazy.loaded and list(got) == ["s1", "s1-twin"]
+    with pytest.raises(SSUIError, match="unknown model name 'fake-model'"):
+        generate_responses(lazy, SAMPLES, out_path=out)  # three samples left: now it must load
+
+
+def test_evaluate_reads_the_dataset_before_it_loads_a_lazy_model(tmp_path):
+    lazy = LazyModel("fake-model")
+    with pytest.raises(SSUIError, match="nope.jsonl"):
+        evaluate(lazy, KeywordJudge(), f"jsonl:{tmp_path / 'nope.jsonl'}", tmp_path / "ev.json", n_boot=0)
+    assert not lazy.loaded
+    m = FakeModel()
+    res = evaluate(LazyModel.of(m), KeywordJudge(), SAMPLES, tmp_path / "ev.json", paths=False, n_boot=0)
+    assert res["model"] == "fake-model" and res["judge"] == "keyword" and m.calls > 0

@@ -274,3 +274,15 @@ def test_heldout_variants_evaluates_base_and_adapters_without_loading_when_done(
     with pytest.raises(SSUIError, match="an adapter needs a local base model"):
         heldout_variants("openai:gpt-4o", {"x": ("X", tmp_path / "a", tmp_path / "eval" / "x")}, SAMPLES,
                          judge=WordJudge(), n_boot=0)
+
+
+def test_heldout_eval_takes_a_judge_and_a_model_not_names(tmp_path):
+    with pytest.raises(SSUIError, match="^heldout_eval: expected a Judge, got the judge name 'offline'; .*resolve_judge"):
+        heldout_eval(ScriptedModel(), SAMPLES, tmp_path / "ev", judge="offline", n_boot=0)
+    with pytest.raises(SSUIError, match="^heldout_eval: expected a model, got the model name 'embedded'"):
+        heldout_eval("embedded", SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0)
+    with pytest.raises(TypeError, match="judge"):  # no default judge: the caller resolves one
+        heldout_eval(ScriptedModel(), SAMPLES, tmp_path / "ev", n_boot=0)
+    res = heldout_eval(ScriptedModel(), SAMPLES, tmp_path / "ev", judge=WordJudge(), n_boot=0)
+    assert res["judge"] == "word"
+    assert json.loads((tmp_path / "ev" / "fingerprint.json").read_text())["judge"] == "word"  # the name, from the object

@@ -14,7 +14,7 @@ from ssui_lib.data.loaders.common import pictures_optional
 DEFAULT_MAX_NEW_TOKENS = 256
 from ssui_lib.eval.judge import default_judge_cache_dir, resolve_judge
 from ssui_lib.eval.metrics import format_rate
-from ssui_lib.models import SamplingParams
+from ssui_lib.models import LazyModel, SamplingParams, parse_model_name, resolve_model
 from ssui_lib.eval.evaluate import DEFAULT_MAX_NEW_TOKENS, apply_limit, evaluate, generate_responses, judge_responses
 
 
@@ -109,9 +109,9 @@ def _load(a, *, pictures: bool = True) -> tuple[list[Sample], list[Sample]]:
 
 def _cmd_generate(a) -> int:
     all_samples, samples = _load(a)
-    out = generate_responses(a.model, samples, out_path=a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a),
-                             progress=not a.no_progress, chain=a.chain, seed=a.seed, image_dir=a.image_dir,
-                             known_ids={s.id for s in all_samples})
+    out = generate_responses(resolve_model(a.model), samples, out_path=a.out, icl_k=a.icl, icl_by=a.icl_by,
+                             params=_params(a), progress=not a.no_progress, chain=a.chain, seed=a.seed,
+                             image_dir=a.image_dir, known_ids={s.id for s in all_samples})
     print(f"{a.out}: {len(out)} responses ({a.model}, {a.icl}-shot)")
     return 0
 
@@ -136,9 +136,10 @@ def _cmd_eval(a) -> int:
     work = Path(a.work_dir) if a.work_dir else Path(a.out).with_name(Path(a.out).name.removesuffix(".json") + ".work")
     judge = resolve_judge(a.judge, cache_dir=work / "judge_cache", n=a.judge_n,
                           max_new_tokens=a.judge_max_new_tokens, seed=a.seed, image_dir=a.image_dir)
-    res = evaluate(a.model, judge, a.dataset, a.out, icl_k=a.icl, icl_by=a.icl_by, params=_params(a), limit=a.limit,
-                   seed=a.seed, paths=not a.no_paths, work_dir=work, n_boot=a.n_boot, progress=not a.no_progress,
-                   image_dir=a.image_dir)
+    # the name is checked now and the model loaded by evaluate once the dataset has been read
+    res = evaluate(LazyModel(parse_model_name(a.model)), judge, a.dataset, a.out, icl_k=a.icl, icl_by=a.icl_by,
+                   params=_params(a), limit=a.limit, seed=a.seed, paths=not a.no_paths, work_dir=work,
+                   n_boot=a.n_boot, progress=not a.no_progress, image_dir=a.image_dir)
     nan = float("nan")
     shown = "  ".join(
         f"{k}=" + format_rate({"value": nan if v["value"] is None else v["value"],

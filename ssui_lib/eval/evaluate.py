@@ -36,11 +36,41 @@ from ssui_lib.core.chain import answer_text, has_chain
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, json_safe, read_jsonl
+from ssui_lib.eval.judge import MODES, Judge
+from ssui_lib.models import ChatModel, LazyModel, ModelSpec, SamplingParams
 
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
-# ============================================================================ chains
+# ============================================================================ models and judges, not names
+
+def as_model(model: ChatModel | LazyModel, where: str) -> LazyModel:
+    """``model`` as a :class:`~ssui_lib.models.LazyModel`: a ChatModel already loaded, or a
+    LazyModel loaded on first use. Names are resolved once, at the edge (the CLI, a notebook's first
+    cells), never here: a model name or a ModelSpec is an SSUIError naming ``where``."""
+    if isinstance(model, LazyModel):
+        return model
+    if isinstance(model, (str, ModelSpec)):
+        name = model if isinstance(model, str) else model.name
+        raise SSUIError(f"{where}: expected a model, got the model name {name!r}; resolve the name once where it "
+                        f"comes in: ssui_lib.models.resolve_model(name), or models.LazyModel(name) to load it on "
+                        f"first use")
+    if not callable(getattr(model, "generate", None)) or not isinstance(getattr(model, "name", None), str):
+        raise SSUIError(f"{where}: expected a ChatModel or a models.LazyModel, got {type(model).__name__} {model!r}")
+    return LazyModel.of(model)
+
+
+def as_judge(judge: Judge, where: str) -> Judge:
+    """``judge`` itself when it is a :class:`~ssui_lib.eval.judge.Judge`; a judge name (resolved at
+    the edge with ``resolve_judge``, which also chooses its cache) or anything else is an SSUIError
+    naming ``where``."""
+    if isinstance(judge, Judge):
+        return judge
+    if isinstance(judge, str):
+        raise SSUIError(f"{where}: expected a Judge, got the judge name {judge!r}; resolve the name once where it "
+                        f"comes in: ssui_lib.eval.judge.resolve_judge(name, cache_dir=...)")
+    raise SSUIError(f"{where}: expected a Judge (ssui_lib.eval.judge), got {type(judge).__name__} {judge!r}")
+
 
 # ============================================================================ resumable JSONL
 
@@ -133,7 +163,8 @@ def _bar(total: int, desc: str, enabled: bool):
 
 # ============================================================================ generate
 
-def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.PathLike, icl_k: int = 0,
+def generate_responses(model: ChatModel | LazyModel, samples: Sequence[Sample], *, out_path: str | os.PathLike,
+                       icl_k: int = 0,
                        icl_by: str = "category", params=None, progress: bool = False, chain: bool = False,
                        seed: int = 0, batch_size: int = 16, pool: Sequence[Sample] | None = None,
                        image_dir: str | os.PathLike | None = None,
@@ -141,7 +172,8 @@ def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.P
     """Answer every sample into ``out_path`` (JSONL ``{id, response}``), resumably; returns
     ``{id: response}`` for ``samples`` in their order.
 
-    ``model``: a ChatModel or a model name. ``icl_k`` exemplars per sample chosen ``icl_by``
+    ``model``: a ChatModel, or a LazyModel loaded only when some sample is still unanswered (a
+    finished file is re-read without loading anything). ``icl_k`` exemplars per sample chosen ``icl_by``
     ("category" / "similarity") from ``pool`` (default: the bundled TRAIN split, which must not
     hold the evaluated samples). ``chain=True`` with ``icl_k = 0`` asks for the six-step chain
     (zero-shot chain prompt). ``params``: SamplingParams (default greedy, 256 new tokens, ``seed``).
@@ -150,11 +182,9 @@ def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.P
     """
     from ssui_lib.data.bundled import image_ref
     from ssui_lib.eval.icl import check_disjoint, exemplar_pool, icl_prompt, select_exemplars
-    from ssui_lib.models import SamplingParams, resolve_model
     from ssui_lib.models.prompts import chain_prompt
 
-    if isinstance(model, str):
-        model = resolve_model(model)
+    lazy = as_model(model, "generate_responses")
     params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
     if params.n != 1:
         raise SSUIError(f"generate: one response per sample (SamplingParams.n = 1), got n={params.n}")
@@ -168,11 +198,12 @@ def generate_responses(model, samples: Sequence[Sample], *, out_path: str | os.P
         pool = exemplar_pool() if pool is None else list(pool)
         check_disjoint(samples, pool)
     out = Path(out_path)
-    check_meta(out, {"kind": "responses", "model": model.name, "icl_k": icl_k, "icl_by": icl_by if icl_k else None,
+    check_meta(out, {"kind": "responses", "model": lazy.name, "icl_k": icl_k, "icl_by": icl_by if icl_k else None,
                      "chain": bool(chain or icl_k), "seed": seed, "params": asdict(params)})
     done = read_rows(out, _response_row(set(ids) | set(known_ids or ()), "dataset"), resume=True)
     todo = [s for s in samples if s.id not in done]
-    bar = _bar(len(todo), f"generate ({model.name})", progress)
+    bar = _bar(len(todo), f"generate ({lazy.name})", progress)
+    model = lazy.load() if todo else None
     for batch in _batches(todo, batch_size):
         prompts = []
         for s in batch:
@@ -211,7 +242,7 @@ def read_responses(path: str | os.PathLike, samples: Sequence[Sample],
     return {i: rows[i]["response"] for i in ids}
 
 
-def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.PathLike,
+def judge_responses(judge: Judge, samples: Sequence[Sample], responses_path: str | os.PathLike,
                     out_path: str | os.PathLike, *, mode: str = "response", progress: bool = False,
                     batch_size: int = 16, known_ids: set[str] | None = None) -> list[dict]:
     """Judge every sample's response into ``out_path`` (JSONL ``{id, safe, effective, scored,
@@ -219,17 +250,14 @@ def judge_responses(judge, samples: Sequence[Sample], responses_path: str | os.P
     again every row that is still unscored (``scored: false``, e.g. a transport error), appends the
     new verdict (it supersedes the old row) and warns how many it retried.
 
-    ``judge``: a Judge or a judge name. ``mode``: "response" (the final answer of a chain, else the
-    whole text) or "path" (the whole text). ``known_ids``: every id of the dataset (ids of the
+    ``judge``: a Judge (``eval.judge.resolve_judge`` makes one from a name). ``mode``: "response"
+    (the final answer of a chain, else the whole text) or "path" (the whole text). ``known_ids``: every id of the dataset (ids of the
     responses file outside it are an error; ids in it but not in ``samples``, e.g. beyond --limit,
     are ignored).
     """
-    from ssui_lib.eval.judge import MODES, resolve_judge
-
+    judge = as_judge(judge, "judge_responses")
     if mode not in MODES:
         raise SSUIError(f"judge: mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if isinstance(judge, str):
-        judge = resolve_judge(judge)
     samples = list(samples)
     responses = read_responses(responses_path, samples, known_ids)
     out = Path(out_path)
@@ -306,10 +334,9 @@ def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts
     return result
 
 
-def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike, *, icl_k: int = 0,
-             icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0, paths: bool = True,
-             work_dir: str | os.PathLike | None = None, judge_cache_dir: str | os.PathLike | None = None,
-             n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
+def evaluate(model: ChatModel | LazyModel, judge: Judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike,
+             *, icl_k: int = 0, icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0,
+             paths: bool = True, work_dir: str | os.PathLike | None = None, n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
              pool: Sequence[Sample] | None = None, chain: bool = False) -> dict[str, Any]:
     """Generate, judge and score; write the result atomically to ``out_path`` (JSON) and return it:
 
@@ -318,17 +345,20 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
 
     plus ``over_refusal`` (when the data has benign twins), ``unscored_paths``,
     ``paths_without_chain``, ``settings`` and ``files``. Values are fractions in [0, 1]; an
-    undefined value (no scored sample) is null. ``model`` / ``judge``: objects or names;
-    ``dataset``: a spec (``bundled:test``) or samples. Intermediate files (responses, verdicts,
-    paths, the judge cache) go to ``work_dir`` (default ``OUT.work/`` beside the output), so an
+    undefined value (no scored sample) is null. ``model``: a ChatModel, or a LazyModel (loaded
+    once the dataset has been read, so a bad dataset fails before a model loads); ``judge``: a
+    Judge. Both are objects resolved from their names at the edge (``models.resolve_model``,
+    ``eval.judge.resolve_judge``, which also places a model judge's cache); the result records
+    their ``name``. ``dataset``: a spec (``bundled:test``) or samples. Intermediate files
+    (responses, verdicts, paths) go to ``work_dir`` (default ``OUT.work/`` beside the output), so an
     interrupted evaluation resumes where it stopped. ``paths=False`` skips SR / ER / SER.
     ``chain=True`` with ``icl_k = 0``: the zero-shot prompt with the six-step instructions (SSUI
     Table 1's instruction-only arm; its responses are also its paths).
     """
     from ssui_lib.data.bundled import load_dataset
-    from ssui_lib.eval.judge import resolve_judge
-    from ssui_lib.models import SamplingParams, resolve_model
 
+    lazy = as_model(model, "evaluate")
+    judge = as_judge(judge, "evaluate")
     if isinstance(dataset, str):
         samples, dataset_name = load_dataset(dataset, str(image_dir) if image_dir else None), dataset
     else:
@@ -336,11 +366,7 @@ def evaluate(model, judge, dataset: str | Sequence[Sample], out_path: str | os.P
     samples = apply_limit(samples, limit)
     out = Path(out_path)
     work = Path(work_dir) if work_dir else out.with_name(out.name.removesuffix(".json") + ".work")
-    if isinstance(model, str):
-        model = resolve_model(model)
-    if isinstance(judge, str):
-        judge = resolve_judge(judge, cache_dir=judge_cache_dir or work / "judge_cache", seed=seed,
-                              image_dir=image_dir)
+    model = lazy.load()
     params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
     common = dict(icl_by=icl_by, params=params, progress=progress, seed=seed, pool=pool, image_dir=image_dir)
     files = {"responses": work / "responses.jsonl", "verdicts": work / "verdicts.jsonl"}

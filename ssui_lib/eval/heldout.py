@@ -50,8 +50,9 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.core.store import append_jsonl, atomic_write_text, guard_settings_file, json_safe
 from ssui_lib.data.bundled import image_ref
-from ssui_lib.eval.evaluate import generate_responses, has_chain, judge_responses, read_rows, verdict_table
-from ssui_lib.eval.judge import resolve_judge
+from ssui_lib.eval.evaluate import (as_judge, as_model, generate_responses, has_chain, judge_responses, read_rows,
+                                    verdict_table)
+from ssui_lib.eval.judge import Judge
 from ssui_lib.eval.metrics import bootstrap_means, percentile_interval, rsbench_rates
 from ssui_lib.models import ChatModel, LazyModel, SamplingParams
 from ssui_lib.models.prompts import chain_prompt
@@ -135,17 +136,6 @@ def _check_fingerprint(out: Path, key: dict[str, Any]) -> None:
     guard_settings_file(out / "fingerprint.json", key, on_mismatch="reset", reset=reset, unreadable="reset")
 
 
-def _complete(path: Path, ids: Sequence[str]) -> bool:
-    """True when a JSONL file of {id, …} rows already holds every id (nothing left to generate)."""
-    if not path.is_file():
-        return False
-    try:
-        rows = read_rows(path, lambda r: None)
-    except SSUIError:
-        return False
-    return all(i in rows for i in ids)
-
-
 # ----------------------------------------------------------------------------- forced verdicts
 
 VERDICT_CHOICES = ("unsafe", "safe")
@@ -178,7 +168,7 @@ def force_verdicts(model: ChatModel | LazyModel, samples: Sequence[Sample], resp
                      resume=True)
     todo = [s for s in need if s.id not in done]
     if todo:
-        m = LazyModel.of(model).load()
+        m = as_model(model, "force_verdicts").load()
         params = SamplingParams(max_new_tokens=FORCED_TOKENS, seed=seed)
         for i in range(0, len(todo), batch_size):
             batch = todo[i:i + batch_size]
@@ -200,7 +190,7 @@ def force_verdicts(model: ChatModel | LazyModel, samples: Sequence[Sample], resp
 # ----------------------------------------------------------------------------- the evaluation
 
 
-def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_dir: str | os.PathLike, *, judge="offline",
+def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_dir: str | os.PathLike, *, judge: Judge,
                  params=None, fingerprint: str | None = None, n_boot: int = 1000, seed: int = 0,
                  batch_size: int = 16, progress: bool = False, label: str | None = None,
                  force_verdict: bool = False) -> dict[str, Any]:
@@ -212,33 +202,31 @@ def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_di
     "paths_without_chain", "majority", "files"}``.
 
     ``model``: a ChatModel, or a ``models.LazyModel(name)`` loaded only when paths are still
-    missing (a finished evaluation is re-read without loading anything). ``judge``: a Judge or a judge
-    name (a model judge caches in ``out_dir/judge_cache``). ``params``: SamplingParams (default:
+    missing (a finished evaluation is re-read without loading anything). ``judge``: a Judge, resolved
+    from its name at the edge (``eval.judge.resolve_judge``, which also places a model judge's
+    cache); its ``name`` is recorded with the settings. ``params``: SamplingParams (default:
     greedy, 256 new tokens). ``fingerprint``: identifies the weights (see module doc).
     ``force_verdict``: ask chains without a verdict line for one (see module doc)."""
-    lazy = LazyModel.of(model)
+    lazy = as_model(model, "heldout_eval")
+    judge = as_judge(judge, "heldout_eval")
     samples = list(samples)
     if not samples:
         raise SSUIError("heldout_eval: no samples to evaluate")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     params = params or SamplingParams(max_new_tokens=256, seed=seed)
-    judge_name = judge if isinstance(judge, str) else judge.name
-    _check_fingerprint(out, {"weights": fingerprint, "params": asdict(params), "judge": judge_name,
+    _check_fingerprint(out, {"weights": fingerprint, "params": asdict(params), "judge": judge.name,
                              "force_verdict": "likelihood, else greedy" if force_verdict else False})
     ids = [s.id for s in samples]
     paths_file, verdicts_file = out / "paths.jsonl", out / "path_verdicts.jsonl"
     name = lazy.name
-    # every path there and nothing loaded yet: a stand-in that only carries the name
-    gen_model = lazy.load() if lazy.loaded or not _complete(paths_file, ids) else _NamedOnly(name)
-    responses = generate_responses(gen_model, samples, out_path=paths_file, chain=True, params=params, seed=seed,
+    # the model loads only if some path is still missing
+    responses = generate_responses(lazy, samples, out_path=paths_file, chain=True, params=params, seed=seed,
                                    batch_size=batch_size, progress=progress)
     forced: dict[str, str] = {}
     if force_verdict:
         forced = force_verdicts(lazy, samples,
                                 responses, out / "forced.jsonl", seed=seed, batch_size=batch_size)
-    if isinstance(judge, str):
-        judge = resolve_judge(judge, cache_dir=out / "judge_cache", seed=seed)
     path_rows = judge_responses(judge, samples, paths_file, verdicts_file, mode="path", progress=progress)
 
     table = prediction_table(samples, {i: responses[i] + ("\n" + forced[i] if i in forced else "") for i in ids})
@@ -259,18 +247,6 @@ def heldout_eval(model: ChatModel | LazyModel, samples: Sequence[Sample], out_di
     result = json_safe(result)
     atomic_write_text(out / "result.json", json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return result
-
-
-class _NamedOnly:
-    """Stands in for a model whose paths are all generated already: generate_responses checks its
-    name against the file's settings and never calls it."""
-    supports_images = False
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def generate(self, *a, **k):  # pragma: no cover - only reached if the file changed meanwhile
-        raise SSUIError(f"model {self.name!r}: paths went missing during the evaluation; run it again")
 
 
 def results_frame(results: dict[str, dict], metrics: Sequence[str] = ("ACC", "SER")) -> pd.DataFrame:
