@@ -9,6 +9,7 @@ import argparse
 import sys
 from typing import Callable
 
+from ssui_lib.book.compare import compare_report  # light (csv, json): imported at the top
 from ssui_lib.core.errors import SSUIError
 
 
@@ -42,6 +43,21 @@ def _add_book(sub) -> None:
     tim.add_argument("--inclusive", action="store_true",
                      help="inclusive seconds per phase (a judge's generation also counted as judging)")
     tim.set_defaults(func=_book_timings)
+    cmp = bsub.add_parser("compare", help="compare two runs' tables/*.csv and results.json value by value "
+                                          "(exit 1 when they differ)")
+    cmp.add_argument("a", metavar="A_DIR", help="a run folder (papermill_runs/<profile>) or a checkout holding one")
+    cmp.add_argument("b", metavar="B_DIR", help="the other run folder or checkout")
+    cmp.add_argument("--profile", default="smoke",
+                     help="the profile under a checkout's papermill_runs/ (default: smoke)")
+    cmp.add_argument("--atol", type=float, default=0.0, help="absolute tolerance for numbers (default 0: exact)")
+    cmp.add_argument("--rtol", type=float, default=0.0, help="relative tolerance for numbers (default 0: exact)")
+    cmp.set_defaults(func=_book_compare)
+
+
+def _book_compare(a) -> int:
+    text, same = compare_report(a.a, a.b, profile=a.profile, atol=a.atol, rtol=a.rtol)
+    print(text)
+    return 0 if same else 1
 
 
 def _book_timings(a) -> int:

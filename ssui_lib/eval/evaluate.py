@@ -251,9 +251,9 @@ def judge_responses(judge: Judge, samples: Sequence[Sample], responses_path: str
     new verdict (it supersedes the old row) and warns how many it retried.
 
     ``judge``: a Judge (``eval.judge.resolve_judge`` makes one from a name). ``mode``: "response"
-    (the final answer of a chain, else the whole text) or "path" (the whole text). ``known_ids``: every id of the dataset (ids of the
-    responses file outside it are an error; ids in it but not in ``samples``, e.g. beyond --limit,
-    are ignored).
+    (the final answer of a chain, else the whole text) or "path" (the whole text). ``known_ids``:
+    every id of the dataset (ids of the responses file outside it are an error; ids in it but not
+    in ``samples``, e.g. beyond --limit, are ignored).
     """
     judge = as_judge(judge, "judge_responses")
     if mode not in MODES:
@@ -336,7 +336,8 @@ def summarise(samples: Sequence[Sample], verdicts: Sequence[dict], path_verdicts
 
 def evaluate(model: ChatModel | LazyModel, judge: Judge, dataset: str | Sequence[Sample], out_path: str | os.PathLike,
              *, icl_k: int = 0, icl_by: str = "category", params=None, limit: int | None = None, seed: int = 0,
-             paths: bool = True, work_dir: str | os.PathLike | None = None, n_boot: int = 1000, progress: bool = False, image_dir: str | os.PathLike | None = None,
+             paths: bool = True, work_dir: str | os.PathLike | None = None, n_boot: int = 1000,
+             progress: bool = False, image_dir: str | os.PathLike | None = None,
              pool: Sequence[Sample] | None = None, chain: bool = False) -> dict[str, Any]:
     """Generate, judge and score; write the result atomically to ``out_path`` (JSON) and return it:
 
