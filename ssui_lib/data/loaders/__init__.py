@@ -11,8 +11,10 @@ spec                                what it reads (module)
 ``mssbench:PATH``                   MSSBench ``combined.json``, chat and embodied (:mod:`.mssbench`)
 ``usb:PATH[#SEL]``                  USB ``USB_base_final.csv`` / ``USB_hard_final.csv``; SEL one of
                                     sist, sirt, rist, rirt, vulnerability, overrefusal (:mod:`.usb`)
-``mllmguard:DIR[#en|#zh]``          MLLMGuard's dimension folders with ``prompt.csv`` (:mod:`.mllmguard`)
-``safebench:DIR``                   SafeBench's sub-category CSV files (:mod:`.safebench`)
+``mllmguard:DIR[#en|#zh]``          MLLMGuard's dimension folders with ``prompt.csv`` (or their
+                                    ``desensitize/`` parent) (:mod:`.mllmguard`)
+``safebench:DIR``                   SafeBench's ``text/<n>.csv`` + ``img/`` + ``category.csv``, or
+                                    ``<category>/<sub-category>.csv`` files (:mod:`.safebench`)
 ==================================  ===========================================================
 
 Shared rules (:mod:`.common`): external records carry no six-step chain, so they are validated with

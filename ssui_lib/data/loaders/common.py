@@ -109,9 +109,10 @@ def read_json(path: str | Path) -> Any:
         raise SSUIError(f"{p}: not UTF-8 text ({e.reason})") from None
 
 
-def read_csv(path: str | Path, *, header: bool = True) -> tuple[list[str], list[list[str]]]:
+def read_csv(path: str | Path, *, header: bool = True, keep_blank: bool = False) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a CSV file (UTF-8, optional BOM). Rows shorter than the header are padded
-    with ""; a row longer than the header is an error naming the file and the line."""
+    with ""; a row longer than the header is an error naming the file and the line. Blank rows are
+    dropped unless ``keep_blank`` (headerless files only: row k is then the file's k-th row)."""
     p = Path(path)
     if not p.is_file():
         raise SSUIError(f"{p}: file not found" + (" (a folder was given)" if p.is_dir() else ""))
@@ -120,13 +121,15 @@ def read_csv(path: str | Path, *, header: bool = True) -> tuple[list[str], list[
     except UnicodeDecodeError as e:
         raise SSUIError(f"{p}: not UTF-8 text ({e.reason})") from None
     try:
-        rows = [r for r in csv.reader(text.splitlines(keepends=True)) if any(c.strip() for c in r)]
+        rows = list(csv.reader(text.splitlines(keepends=True)))
     except csv.Error as e:
         raise SSUIError(f"{p}: malformed CSV ({e})") from None
-    if not rows:
+    content = [r for r in rows if any(c.strip() for c in r)]
+    if not content:
         raise SSUIError(f"{p}: empty CSV file")
     if not header:
-        return [], rows
+        return [], rows if keep_blank else content
+    rows = content
     head = [h.strip() for h in rows[0]]
     out = []
     for n, r in enumerate(rows[1:], 2):

@@ -4,7 +4,10 @@ Large Language Models"; github.com/Carol-gutianle/MLLMGuard, data on Hugging Fac
 
 Layout (README "Installation" and ``utils.process_data``): one folder per dimension —
 ``privacy, bias, toxicity, hallucination, position-swapping, noise-injection, legality`` — each with
-``prompt.csv`` and an ``imgs/`` folder. The official reader takes the columns by position: column 0
+``prompt.csv`` and an ``imgs/`` folder. The Hugging Face repository keeps these folders under
+``desensitize/`` (its dataset card's configs: ``desensitize/<dimension>/prompt.csv``, with ``en.csv``
+and ``zh.csv`` splits beside it); ``mllmguard:DIR`` accepts that folder's parent too. Licence:
+CC BY-NC-SA 4.0 (the dataset card's ``license`` field). The official reader takes the columns by position: column 0
 the image file (in ``imgs/``), column 1 the prompt, column 4 the language (``lan``: en / zh). Five
 dimensions are scored (``guardrank/score.py``): Privacy, Bias, Toxicity, Truthfulness (= the mean of
 hallucination, noise-injection and position-swapping) and Legality; some releases name the
@@ -61,6 +64,8 @@ def _dimension_dirs(root: Path) -> list[Path]:
         raise SSUIError(f"{root}: folder not found (expected MLLMGuard's data folder: privacy/, bias/, ... "
                         "each with prompt.csv)")
     dirs = sorted(d for d in root.iterdir() if (d / "prompt.csv").is_file())
+    if not dirs and (root / "desensitize").is_dir():  # the Hugging Face repository's own layout
+        return _dimension_dirs(root / "desensitize")
     if not dirs:
         raise SSUIError(f"{root}: no <dimension>/prompt.csv inside (expected privacy/, bias/, toxicity/, "
                         "hallucination/, noise-injection/, position-swapping/, legality/)")
