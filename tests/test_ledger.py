@@ -1,5 +1,6 @@
 """The cost ledger: counters in the library, reported per chapter in the book's manifest."""
 import json
+import os
 
 import pytest
 
@@ -35,6 +36,7 @@ def test_local_generation_and_scoring_are_counted(embedded, tmp_path):
     ledger.reset()
     gens = embedded.generate([p, p], SamplingParams(max_new_tokens=6, n=2, temperature=0.7, seed=1))
     got = ledger.snapshot()
+    assert ledger.phases()["generation"] > 0 and ledger.phases()["scoring"] == 0
     assert got["sequences_generated"] == 4 and got["tokens_generated"] == sum(g.n_tokens for row in gens for g in row)
     n_prompt = len(embedded.tokenizer(embedded.render(p), add_special_tokens=False)["input_ids"])
     # what was computed: the two equal prompts share their prefix, prefilled once (each keeps one own token)
@@ -42,11 +44,15 @@ def test_local_generation_and_scoring_are_counted(embedded, tmp_path):
     ledger.reset()
     embedded.logprobs([p], [" An apple."])
     assert ledger.snapshot()["tokens_prefilled"] > n_prompt
+    assert ledger.phases()["scoring"] > 0 and ledger.phases()["generation"] == 0
 
+    ledger.reset()
     vlm = HFVisionChatModel(str(build_tiny_qwen2_5_vl(tmp_path / "qwen")), device="cpu")
+    assert ledger.loads() == {f"hf:{tmp_path / 'qwen'}": 1} and ledger.phases()["model_loading"] > 0
     ledger.reset()
     gens = vlm.generate([p], SamplingParams(max_new_tokens=4))
     got = ledger.snapshot()
+    assert ledger.phases()["generation"] > 0
     assert got["sequences_generated"] == 1 and got["tokens_generated"] == gens[0][0].n_tokens
     assert got["tokens_prefilled"] > 0
     ledger.reset()
@@ -221,3 +227,67 @@ def test_worker_threads_inside_a_phase_are_not_counted_twice(clock):
     th.start()
     th.join()
     assert ledger.inclusive()["generation"] == pytest.approx(2.0)
+
+
+# ------------------------------------------------------------------ the library's phases and loads
+
+def test_judging_and_plotting_are_timed(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from ssui_lib.book.plots import savefig
+    from ssui_lib.eval.offline_rules import RulesJudge
+    from test_judge_offline import TRAIN
+
+    monkeypatch.delenv(ledger.ENV, raising=False)
+    ledger.reset()
+    RulesJudge().judge(TRAIN[:2], ["I'm sorry, but I can't help with that.", TRAIN[1].safe_reply])
+    assert ledger.phases()["judging"] > 0 and ledger.inclusive()["judging"] > 0
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    savefig(fig, "test", "00_timing", root=tmp_path)
+    assert ledger.phases()["plotting"] > 0 and (tmp_path / "figures/test/00_timing.png").is_file()
+    ledger.reset()
+
+
+def test_the_offline_judge_is_loaded_once_per_process(tmp_path, monkeypatch):
+    import joblib
+
+    from ssui_lib.eval import offline_judge as oj
+    from test_judge_offline import TRAIN
+
+    monkeypatch.delenv(ledger.ENV, raising=False)
+    key = oj.training_key(oj.training_rows(TRAIN))
+    joblib.dump({"safe": "fitted", "effective": "fitted"}, tmp_path / f"offline-judge-{key}.joblib")
+    ledger.reset()
+    first, k1 = oj.load_or_train(TRAIN, tmp_path)
+    again = [oj.LearnedJudge(TRAIN, tmp_path).models() for _ in range(3)]  # e.g. one judge per evaluation
+    assert k1 == key and all(m is first for m in again)
+    assert ledger.loads() == {"offline judge": 1}
+    # a new file (retrained, another mtime) is loaded again, never served stale
+    joblib.dump({"safe": "refitted", "effective": "refitted"}, tmp_path / f"offline-judge-{key}.joblib")
+    later = (tmp_path / f"offline-judge-{key}.joblib").stat().st_mtime_ns + 10_000_000
+    os.utime(tmp_path / f"offline-judge-{key}.joblib", ns=(later, later))
+    assert oj.load_or_train(TRAIN, tmp_path)[0]["safe"] == "refitted" and ledger.loads() == {"offline judge": 2}
+    ledger.reset()
+
+
+@pytest.mark.slow
+def test_embedded_and_sentence_models_are_loaded_once_per_process(embedded, monkeypatch):
+    from ssui_lib.data import embeddings
+    from ssui_lib.models import LazyModel, resolve_model
+    from ssui_lib.models import embedded as emb
+
+    monkeypatch.delenv(ledger.ENV, raising=False)
+    emb._load.cache_clear()  # as in a fresh kernel
+    embeddings._sentence_model.cache_clear()
+    ledger.reset()
+    a = resolve_model("embedded")
+    b = LazyModel("embedded").load()
+    c = emb.load_embedded()
+    assert a.model is b.model is c.model
+    embeddings.embed_texts(["a first text for the timing test"])
+    embeddings.embed_texts(["a second text for the timing test"])
+    assert ledger.loads() == {"embedded": 1, "all-MiniLM-L6-v2": 1}
+    got = ledger.phases()
+    assert got["model_loading"] > 0 and got["embedding"] > 0
+    ledger.reset()

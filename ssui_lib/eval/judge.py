@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from ssui_lib.core import ledger
 from ssui_lib.core.store import JsonlCache, cache_key
 from ssui_lib.core.errors import SSUIError, TransportError
 from ssui_lib.models.base import ChatModel, Prompt, SamplingParams
@@ -118,7 +119,9 @@ class Judge(ABC):
             else:
                 out[i] = Verdict(s.id, False, False, True, EMPTY_EXPLANATION, self.name)
         if todo:
-            got = self._judge([samples[i] for i in todo], [responses[i] for i in todo], mode=mode, progress=progress)
+            with ledger.phase("judging"):  # a model judge's decoding counts as generation (innermost phase)
+                got = self._judge([samples[i] for i in todo], [responses[i] for i in todo], mode=mode,
+                                  progress=progress)
             for i, v in zip(todo, got):
                 out[i] = v
         return out  # type: ignore[return-value]

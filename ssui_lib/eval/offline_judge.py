@@ -42,6 +42,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import Sample
 from ssui_lib.data.embeddings import embed_texts
@@ -179,6 +180,7 @@ def _classifier():
     return CalibratedClassifierCV(base, method="sigmoid", cv=5)
 
 
+@ledger.timed("judging")  # the judge's own training
 def fit_models(samples: Sequence[Sample], rows: Sequence[dict]) -> dict[str, Any]:
     """Fit the two calibrated classifiers on ``rows`` of :func:`training_rows`."""
     by_id = {s.id: s for s in samples}
@@ -203,6 +205,13 @@ def training_key(rows: Sequence[dict]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:20]
 
 
+_LOADED: dict[tuple, dict] = {}  # fitted judges loaded in this process, by file and its mtime (load_or_train)
+
+
+def _file_id(path: Path) -> tuple:
+    return str(path), path.stat().st_mtime_ns
+
+
 def default_model_dir() -> Path:
     """$SSUI_CACHE_DIR/offline_judge, else ~/.cache/ssui-book/offline_judge."""
     from ssui_lib.models.embedded import default_cache_dir
@@ -213,7 +222,8 @@ def default_model_dir() -> Path:
 def load_or_train(samples: Sequence[Sample] | None = None, model_dir: str | Path | None = None) -> tuple[dict, str]:
     """The fitted classifiers and their training key: loaded from ``model_dir`` when a model with
     the same key is there, else trained on ``samples`` (default: bundled train split) and saved
-    atomically (a killed run leaves no half-written model)."""
+    atomically (a killed run leaves no half-written model). A model loaded once stays in this
+    process (:data:`_LOADED`, by file): every judge of a chapter shares it."""
     import joblib
 
     if samples is None:
@@ -231,7 +241,10 @@ def load_or_train(samples: Sequence[Sample] | None = None, model_dir: str | Path
     path = folder / f"offline-judge-{key}.joblib"
     if path.exists():
         try:
-            return joblib.load(path), key
+            if _file_id(path) not in _LOADED:
+                with ledger.phase("model_loading", load="offline judge"):
+                    _LOADED[_file_id(path)] = joblib.load(path)
+            return _LOADED[_file_id(path)], key
         except Exception as e:  # noqa: BLE001 - a corrupt file is retrained, never trusted
             raise SSUIError(f"{path}: unreadable cached offline judge ({e}); delete it to retrain") from None
     models = fit_models(samples, rows)
@@ -239,6 +252,7 @@ def load_or_train(samples: Sequence[Sample] | None = None, model_dir: str | Path
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     joblib.dump(models, tmp)
     os.replace(tmp, path)
+    _LOADED[_file_id(path)] = models
     return models, key
 
 
@@ -279,6 +293,7 @@ class LearnedJudge(Judge):
             self._models, self.key = load_or_train(self.train_samples, self.model_dir)
         return self._models
 
+    @ledger.timed("judging")
     def probabilities(self, samples: Sequence[Sample], responses: Sequence[str]) -> np.ndarray:
         """[n, 2]: calibrated P(safe) and P(effective) of each reply."""
         models = self.models()

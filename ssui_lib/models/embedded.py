@@ -16,6 +16,7 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -81,6 +82,7 @@ def _valid_cached(folder_s: str, size: int, mtime_ns: int) -> bool:
     return m.get("gguf_sha256") == _gguf_sha() and m.get("safetensors_sha256") == sha256_file(st)
 
 
+@ledger.timed("model_loading")  # the copy's hash check, and the conversion when it is needed
 def ensure_converted(cache_dir: str | Path | None = None) -> Path:
     """Convert the GGUF to a float32 safetensors folder once (atomically); return the folder."""
     folder = converted_dir(cache_dir)
@@ -114,6 +116,7 @@ def ensure_converted(cache_dir: str | Path | None = None) -> Path:
 
 
 @lru_cache(maxsize=2)
+@ledger.timed("model_loading", load="embedded")  # under the cache: only a real load counts
 def _load(folder: str):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -426,6 +426,7 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
             d["logprobs"] = True
         return d
 
+    @ledger.timed("scoring")
     def logprobs(self, prompts: Sequence[Prompt], continuations: Sequence[str],
                  prefixes: Sequence[str] | None = None) -> list[list[float]]:
         """Per-token log-probabilities of each continuation after its prompt and prefix, from a
@@ -498,6 +499,7 @@ try is tallied by kind for the process (:func:`fault_summary`, printed by the co
         _record_gave_up()
         raise TransportError(f"{self.name}: prompt {index}: failed after {self.max_retries + 1} tries: {cause}")
 
+    @ledger.timed("generation")
     def generate(
         self,
         prompts: Sequence[Prompt],

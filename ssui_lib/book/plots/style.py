@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg") if matplotlib.get_backend().lower() == "agg" else None
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ssui_lib.core import ledger  # noqa: E402
 from ssui_lib.data.bundled import image_ref  # noqa: E402
 from ssui_lib.core.schema import STEPS, Sample  # noqa: E402
 
@@ -28,6 +29,7 @@ def paper_style() -> None:
                          "axes.titleweight": "bold", "axes.spines.top": False, "axes.spines.right": False})
 
 
+@ledger.timed("plotting")
 def savefig(fig, profile: str, name: str, root: str | Path = ".", caption: str | None = None) -> Path:
     """Save a figure as figures/<profile>/<name>.png (name starts with the chapter id, e.g. '01_irs_examples').
 
