@@ -307,6 +307,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 # ----------------------------------------------------------------------------- the loop
 
 
+@ledger.timed("training")  # the ledger's "training" phase: LoRA set-up, the loop, checkpoints, the adapter
 def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str | os.PathLike,
           progress: bool = True) -> dict[str, Any]:
     """Train a LoRA adapter on ``examples`` with ``cfg.method``; write ``out_dir`` (see module doc).
