@@ -160,7 +160,8 @@ def settings_out(label: str, name: str, k: int, data: str, lim: int, tag: str) -
 rsbench, timings, loaded = {}, {}, {}
 for label, (name, k) in variants.items():
     t0 = time.time()
-    loaded.setdefault(name, resolve_model(name))
+    if name not in loaded:  # (setdefault would call resolve_model, a new load, every time)
+        loaded[name] = resolve_model(name)
     rsbench[label] = evaluate(loaded[name], judges[image_dir or None], dataset, settings_out(label, name, k, dataset, limit, "rsbench"),
                               icl_k=k, icl_by=icl_by, params=params, limit=limit or None, seed=seed, paths=True,
                               n_boot=n_boot, image_dir=image_dir or None, progress=False)
@@ -285,7 +286,8 @@ chosen = {v: variants[v] for v in (bench_variants or list(variants)) if v in var
 for b, (spec, img, _) in bench_data.items():
     for label, (name, k) in chosen.items():
         out = settings_out(label, name, k, spec, bench_limit, f"bench-{b.lower()}")
-        loaded.setdefault(name, resolve_model(name))
+        if name not in loaded:  # (setdefault would call resolve_model, a new load, every time)
+            loaded[name] = resolve_model(name)
         bench_results[(label, b)] = evaluate(loaded[name], judges[img], spec, out, icl_k=k, icl_by=icl_by, params=params,
                                              limit=bench_limit or None, seed=seed, paths=False, n_boot=n_boot,
                                              image_dir=img, progress=False)
