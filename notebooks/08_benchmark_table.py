@@ -136,7 +136,8 @@ judge_for = {b: (",".join(safebench_jury) if b == "safebench" and safebench_jury
 results, timings, loaded = {}, {}, {}
 for label, name in variants.items():
     t0 = time.time()
-    loaded.setdefault(name, resolve_model(name))
+    if name not in loaded:  # (setdefault would call resolve_model, a new load, every time)
+        loaded[name] = resolve_model(name)
     results[label] = {}
     for b, (p, img) in present.items():
         settings = {"model": name, "judge": judge_for[b], "data": p, "limit": bench_limit, "params": str(params),
