@@ -80,8 +80,8 @@ from IPython.display import Markdown, display
 
 from ssui_lib.book import results as book_results
 from ssui_lib.core.store import cache_key
-from ssui_lib.eval.bench_run import (PAPER_CITATION, TABLE1_KEYS, format_table1, load_parts, paper_reference,
-                                     run_benchmark, table1)
+from ssui_lib.eval.bench_run import (PAPER_CITATION, TABLE1_KEYS, benchmark_judges, format_table1, load_parts,
+                                     paper_reference, run_benchmark, table1)
 from ssui_lib.models import SamplingParams, resolve_model
 from ssui_lib.srpo.runs import adapter_base, adapter_model_name, find_adapter
 
@@ -133,6 +133,8 @@ if skipped:
 
 # %%
 judge_for = {b: (",".join(safebench_jury) if b == "safebench" and safebench_jury else judge) for b in present}
+judges = {b: benchmark_judges(b, judge_for[b], cache_dir=results_dir / "judge_cache", seed=seed,
+                              max_new_tokens=judge_max_new_tokens, image_dir=img) for b, (_, img) in present.items()}
 results, timings, loaded = {}, {}, {}
 for label, name in variants.items():
     t0 = time.time()
@@ -144,9 +146,9 @@ for label, name in variants.items():
                     "sri": sri, "mss_report": mss_report, "n_boot": n_boot, "jmax": judge_max_new_tokens}
         slug = "".join(c if c.isalnum() else "-" for c in label.lower())
         out = results_dir / slug / f"{b}-{cache_key(settings)[:10]}.json"
-        results[label][b] = run_benchmark(b, loaded[name], judge_for[b], p, out, image_dir=img,
+        results[label][b] = run_benchmark(b, loaded[name], judges[b], p, out, image_dir=img,
                                           limit=bench_limit or None, params=params, seed=seed, n_boot=n_boot,
-                                          judge_max_new_tokens=judge_max_new_tokens, sri=sri, mss_report=mss_report)
+                                          sri=sri, mss_report=mss_report)
     timings[label] = time.time() - t0
     print(f"{label}: {timings[label]:.0f} s; unscored: " +
           ", ".join(f"{b} {sum(r['unscored'].values())}" for b, r in results[label].items()))

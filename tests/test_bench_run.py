@@ -11,8 +11,8 @@ import pytest
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.eval import bench_judges
 from ssui_lib.eval.bench_judges import BenchModelJudge
-from ssui_lib.eval.bench_run import (PAPER_TABLE1, TABLE1_KEYS, benchmark_specs, format_table1, judge_names,
-                                     load_parts, paper_reference, run_benchmark, table1)
+from ssui_lib.eval.bench_run import (PAPER_TABLE1, TABLE1_KEYS, benchmark_judges, benchmark_specs, format_table1,
+                                     judge_names, load_parts, paper_reference, run_benchmark, table1)
 from ssui_lib.models.base import ChatModel, Generation
 
 FIX = Path(__file__).parent / "fixtures" / "external"
@@ -50,19 +50,21 @@ def test_run_benchmark_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_judges, "resolve_bench_judge", fake_resolve)
     model = Echo("echo", "Be careful: this could be dangerous.")
     out = tmp_path / "v.json"
-    res = run_benchmark("vlsbench", model, "scripted", FIX / "vlsbench" / "data_all_categories.json", out,
+    judges = benchmark_judges("vlsbench", "scripted", cache_dir=tmp_path / "judge_cache")
+    res = run_benchmark("vlsbench", model, judges, FIX / "vlsbench" / "data_all_categories.json", out,
                         limit=3, n_boot=50)
     assert res["n"] == {"all": 3} and res["columns"]["vlsbench.safe_rate"]["value"] == 1.0
     assert json.loads(out.read_text())["metrics"]["warning_rate"]["value"] == 1.0
     calls = (model.calls, judge_model.calls)
-    run_benchmark("vlsbench", model, "scripted", FIX / "vlsbench" / "data_all_categories.json", out, limit=3, n_boot=50)
+    run_benchmark("vlsbench", model, judges, FIX / "vlsbench" / "data_all_categories.json", out, limit=3, n_boot=50)
     assert (model.calls, judge_model.calls) == calls  # everything reused from the work files
 
 
 def test_run_usb_two_parts(tmp_path, monkeypatch):
     monkeypatch.setattr(bench_judges, "resolve_bench_judge", lambda name, **kw: BenchModelJudge(
         name.split(":", 1)[0], Echo("j", "LABEL: refusal"), name=name))
-    res = run_benchmark("usb", Echo("m", "I can't help with that."), "x", FIX / "usb" / "USB_base_final.csv",
+    res = run_benchmark("usb", Echo("m", "I can't help with that."), benchmark_judges("usb", "x"),
+                        FIX / "usb" / "USB_base_final.csv",
                         tmp_path / "u.json", n_boot=20)
     assert res["n"] == {"vulnerability": 3, "overrefusal": 2}
     assert res["columns"]["usb.ASR"]["value"] == 0.0 and res["columns"]["usb.ARR"]["value"] == 1.0

@@ -3,6 +3,7 @@ end to end on the embedded model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -333,3 +334,25 @@ def test_evaluate_reads_the_dataset_before_it_loads_a_lazy_model(tmp_path):
     m = FakeModel()
     res = evaluate(LazyModel.of(m), KeywordJudge(), SAMPLES, tmp_path / "ev.json", paths=False, n_boot=0)
     assert res["model"] == "fake-model" and res["judge"] == "keyword" and m.calls > 0
+
+
+def test_run_benchmark_takes_a_model_and_judges_per_part(tmp_path):
+    from ssui_lib.eval.bench_judges import BenchOfflineJudge
+    from ssui_lib.eval.bench_run import benchmark_judges, run_benchmark
+
+    judges = benchmark_judges("usb", "offline-rules", cache_dir=tmp_path)
+    assert {p: j.name for p, j in judges.items()} == {"vulnerability": "usb:offline-rules",
+                                                      "overrefusal": "usb-arr:offline-rules"}
+    assert all(isinstance(j, BenchOfflineJudge) for j in judges.values())
+    data = Path(__file__).parent / "fixtures" / "external" / "usb" / "USB_base_final.csv"
+    with pytest.raises(SSUIError, match=r"^run_benchmark: judges\['vulnerability'\]: expected a Judge, got the judge "
+                                        r"name 'usb:offline'"):
+        run_benchmark("usb", FakeModel(), {"vulnerability": "usb:offline"}, data, tmp_path / "u.json")
+    with pytest.raises(SSUIError, match=r"^run_benchmark: judges must be \{part: Judge\}.*got str 'offline'"):
+        run_benchmark("usb", FakeModel(), "offline", data, tmp_path / "u.json")
+    with pytest.raises(SSUIError, match="^run_benchmark: expected a model, got the model name 'embedded'"):
+        run_benchmark("usb", "embedded", judges, data, tmp_path / "u.json")
+    with pytest.raises(SSUIError, match=r"^run_benchmark: no judge for part\(s\) overrefusal of usb \(judges for: "
+                                        r"vulnerability\)"):
+        run_benchmark("usb", FakeModel(), {"vulnerability": judges["vulnerability"]}, data, tmp_path / "u.json")
+    assert not (tmp_path / "u.json").exists()

@@ -12,6 +12,7 @@ from ssui_lib.data.bundled import load_dataset
 from ssui_lib.data.loaders.common import pictures_optional
 
 DEFAULT_MAX_NEW_TOKENS = 256
+from ssui_lib.eval.bench_run import benchmark_judges, run_benchmark, work_folder
 from ssui_lib.eval.judge import default_judge_cache_dir, resolve_judge
 from ssui_lib.eval.metrics import format_rate
 from ssui_lib.models import LazyModel, SamplingParams, parse_model_name, resolve_model
@@ -129,9 +130,7 @@ def _cmd_judge(a) -> int:
 
 def _cmd_eval(a) -> int:
     if getattr(a, "benchmark", None):
-        from ssui_lib.eval.bench_run import cmd_benchmark
-
-        return cmd_benchmark(a)
+        return _cmd_benchmark(a)
 
     work = Path(a.work_dir) if a.work_dir else Path(a.out).with_name(Path(a.out).name.removesuffix(".json") + ".work")
     judge = resolve_judge(a.judge, cache_dir=work / "judge_cache", n=a.judge_n,
@@ -146,4 +145,18 @@ def _cmd_eval(a) -> int:
                                "ci": [nan if c is None else c for c in v["ci"]]})
         for k, v in res["metrics"].items())
     print(f"{a.out}: n={res['n']} unscored={res['unscored']}  {shown}")
+    return 0
+
+
+def _cmd_benchmark(a) -> int:
+    """``ssui eval --benchmark NAME``: one benchmark's column (ssui_lib.eval.bench_run; the eval
+    command's options). The benchmark's judges are resolved here, their cache in the work folder."""
+    judges = benchmark_judges(a.benchmark, a.judge, cache_dir=work_folder(a.out, a.work_dir) / "judge_cache",
+                              seed=a.seed, max_new_tokens=a.judge_max_new_tokens, image_dir=a.image_dir)
+    res = run_benchmark(a.benchmark, LazyModel(parse_model_name(a.model)), judges, a.dataset, a.out,
+                        image_dir=a.image_dir, limit=a.limit, params=_params(a), seed=a.seed, n_boot=a.n_boot,
+                        work_dir=a.work_dir, progress=not a.no_progress)
+    shown = "  ".join(f"{k}=" + ("n/a" if v["value"] is None else f"{100 * v['value']:.1f}%")
+                      for k, v in res["columns"].items())
+    print(f"{a.out}: {a.benchmark} n={res['n']} unscored={res['unscored']}  {shown}")
     return 0

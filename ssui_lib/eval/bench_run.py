@@ -98,34 +98,59 @@ def table_entries(benchmark: str, metrics: dict) -> dict[str, dict]:
     return {key: metrics[path] for key, path, _ in COLUMNS[benchmark]}
 
 
-def run_benchmark(benchmark: str, model, judge: str, data: str | os.PathLike, out_path: str | os.PathLike, *,
-                  image_dir: str | None = None, limit: int | None = None, params=None, seed: int = 0,
-                  n_boot: int = 1000, work_dir: str | os.PathLike | None = None, judge_max_new_tokens: int = 256,
-                  sri: str = "linear", mss_report: str = "mean", progress: bool = False) -> dict[str, Any]:
-    """Generate, judge and score one benchmark for one model (module docstring); returns the result."""
-    from ssui_lib.eval.bench_judges import bench_table, resolve_bench_judge
+def work_folder(out_path: str | os.PathLike, work_dir: str | os.PathLike | None = None) -> Path:
+    """Where :func:`run_benchmark` keeps its resumable files: ``work_dir``, else ``OUT.work/``."""
+    out = Path(out_path)
+    return Path(work_dir) if work_dir else out.with_name(out.name.removesuffix(".json") + ".work")
+
+
+def benchmark_judges(benchmark: str, judge: str, *, cache_dir: str | os.PathLike | None = None, seed: int = 0,
+                     max_new_tokens: int = 256, image_dir: str | None = None) -> dict:
+    """{part: Judge}: the benchmark's own judges on the judge model ``judge`` (:func:`judge_names`),
+    resolved once where the name comes in (the command line, chapter 08) for :func:`run_benchmark`."""
+    from ssui_lib.eval.bench_judges import resolve_bench_judge
+
+    return {part: resolve_bench_judge(name, cache_dir=cache_dir, seed=seed, max_new_tokens=max_new_tokens,
+                                      image_dir=image_dir)
+            for part, name in judge_names(benchmark, judge).items()}
+
+
+def run_benchmark(benchmark: str, model, judges: Mapping[str, Any], data: str | os.PathLike,
+                  out_path: str | os.PathLike, *, image_dir: str | None = None, limit: int | None = None, params=None,
+                  seed: int = 0, n_boot: int = 1000, work_dir: str | os.PathLike | None = None, sri: str = "linear",
+                  mss_report: str = "mean", progress: bool = False) -> dict[str, Any]:
+    """Generate, judge and score one benchmark for one model (module docstring); returns the result.
+    ``model``: a ChatModel, or a LazyModel (loaded once the data has been read); ``judges``: {part: Judge} (:func:`benchmark_judges`),
+    one for each part of the data (a model judge's cache is placed when it is resolved)."""
+    from ssui_lib.eval.bench_judges import bench_table
     from ssui_lib.eval.bench_metrics import public
-    from ssui_lib.eval.evaluate import DEFAULT_MAX_NEW_TOKENS, generate_responses, judge_responses
-    from ssui_lib.models import SamplingParams, resolve_model
+    from ssui_lib.eval.evaluate import DEFAULT_MAX_NEW_TOKENS, as_judge, as_model, generate_responses, judge_responses
+    from ssui_lib.models import SamplingParams
 
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise SSUIError(f"limit must be an integer >= 1, got {limit!r}")
+    if not isinstance(judges, Mapping):
+        raise SSUIError(f"run_benchmark: judges must be {{part: Judge}} (bench_run.benchmark_judges), "
+                        f"got {type(judges).__name__} {judges!r}")
+    judges = {part: as_judge(j, f"run_benchmark: judges[{part!r}]") for part, j in judges.items()}
+    lazy = as_model(model, "run_benchmark")
     parts = load_parts(benchmark, data, image_dir, limit)
-    names = judge_names(benchmark, judge)
+    lost = [part for part in parts if part not in judges]
+    if lost:
+        raise SSUIError(f"run_benchmark: no judge for part(s) {', '.join(lost)} of {benchmark} "
+                        f"(judges for: {', '.join(judges) or 'none'})")
     out = Path(out_path)
-    work = Path(work_dir) if work_dir else out.with_name(out.name.removesuffix(".json") + ".work")
-    if isinstance(model, str):
-        model = resolve_model(model)
+    work = work_folder(out, work_dir)
+    model = lazy.load()  # after the data: a wrong path fails before a model loads
     params = params or SamplingParams(max_new_tokens=DEFAULT_MAX_NEW_TOKENS, seed=seed)
     everything = [s for part in parts.values() for s in part]
     files: dict[str, str] = {"responses": str(work / "responses.jsonl")}
     generate_responses(model, everything, out_path=work / "responses.jsonl", params=params, progress=progress,
                        seed=seed, image_dir=image_dir)
-    tables, judges = {}, {}
+    tables, judge_names_used = {}, {}
     for part, samples in parts.items():
-        j = resolve_bench_judge(names[part], cache_dir=work / "judge_cache", seed=seed,
-                                max_new_tokens=judge_max_new_tokens, image_dir=image_dir)
-        judges[part] = j.name
+        j = judges[part]
+        judge_names_used[part] = j.name
         vpath = work / f"verdicts-{part}.jsonl"
         files[f"verdicts-{part}"] = str(vpath)
         rows = judge_responses(j, samples, work / "responses.jsonl", vpath, progress=progress,
@@ -133,7 +158,7 @@ def run_benchmark(benchmark: str, model, judge: str, data: str | os.PathLike, ou
         tables[part] = bench_table(samples, rows)
     raw = score(benchmark, tables, n_boot=n_boot, seed=seed, sri=sri, mss_report=mss_report)
     result = {
-        "benchmark": benchmark, "model": model.name, "judges": judges, "data": str(data),
+        "benchmark": benchmark, "model": model.name, "judges": judge_names_used, "data": str(data),
         "n": {part: len(s) for part, s in parts.items()},
         "unscored": {part: int((~t["scored"]).sum()) for part, t in tables.items()},
         "metrics": public(raw), "columns": {k: public(v) for k, v in table_entries(benchmark, raw).items()},
@@ -143,23 +168,6 @@ def run_benchmark(benchmark: str, model, judge: str, data: str | os.PathLike, ou
     }
     atomic_write_text(out, json.dumps(result, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
     return {**result, "raw": raw}
-
-
-def cmd_benchmark(a) -> int:
-    """``ssui eval --benchmark NAME``: one benchmark's column (the eval command's options)."""
-    from ssui_lib.models import SamplingParams
-
-    try:
-        params = SamplingParams(max_new_tokens=a.max_new_tokens, temperature=a.temperature, seed=a.seed)
-    except ValueError as e:
-        raise SSUIError(f"sampling parameters: {e}") from None
-    res = run_benchmark(a.benchmark, a.model, a.judge, a.dataset, a.out, image_dir=a.image_dir, limit=a.limit,
-                        params=params, seed=a.seed, n_boot=a.n_boot, work_dir=a.work_dir,
-                        judge_max_new_tokens=a.judge_max_new_tokens, progress=not a.no_progress)
-    shown = "  ".join(f"{k}=" + ("n/a" if v["value"] is None else f"{100 * v['value']:.1f}%")
-                      for k, v in res["columns"].items())
-    print(f"{a.out}: {a.benchmark} n={res['n']} unscored={res['unscored']}  {shown}")
-    return 0
 
 
 # ---------------------------------------------------------------- Table 1
