@@ -252,7 +252,11 @@ def test_fixed_k_samples_exactly_k_per_step_in_one_call():
     assert [(c["rows"], c["n"]) for c in m.calls] == [(18, 5)]
     for t in trees:
         assert [len(s["branches"]) for s in t["steps"]] == [5] * 6  # steps 1..T-1
-        assert len(t["pairs"]) == 12  # min(3 positives, 2 negatives) = 2 per step
+        # every accepted x rejected pair, as the RPO code: 3 positives x 2 negatives = 6 per step
+        # (pairs_per_step bounds until_pair only)
+        assert len(t["pairs"]) == 36
+        s6 = [p for p in t["pairs"] if p["i"] == 6]
+        assert len({(p["pos"], p["neg"]) for p in s6}) == 6
         assert t["stats"]["rounds"] == 1
 
 

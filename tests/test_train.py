@@ -156,6 +156,11 @@ def test_load_exploration_rebuilds_explorations_prompt_and_pairs(tmp_path):
     assert srpo[0].reference.startswith("Step 1 (") and srpo[1].reference == "REF"
     assert srpo[0].pairs[0] == Pair(s.id, 3, step_prefix(s, 3), " ok.\nFinal verdict: unsafe", " fine.\nFinal verdict: safe")
     assert [e.sample_id for e in load_exploration(tmp_path, "orpo")] == [s.id]
+    # SFT: the whole train split, explored or not (the paper: "SFT utilizes the entire dataset")
+    sft = load_exploration(tmp_path, "sft")
+    assert [e.sample_id for e in sft] == [x.id for x in train_set]
+    assert all(not e.pairs and e.reference for e in sft)
+    assert next(e for e in sft if e.sample_id == t.id).reference == "REF"
     with pytest.raises(SSUIError, match="not in dataset 'bundled:test'"):
         load_exploration(tmp_path, "sft", dataset="bundled:test")
     with pytest.raises(SSUIError, match="file not found"):
@@ -202,6 +207,26 @@ def test_srpo_objective_equals_eq9_by_hand(tiny_lm, variant):
     assert got["loss"] == pytest.approx(want, rel=1e-5)
     assert got["loss"] == pytest.approx(got["ref"] + 0.3 * got["align"], rel=1e-6)
     assert got["n_pairs"] == 3
+
+
+def test_the_loop_computes_its_objective_with_the_chapters_srpo_objective(tiny_lm, monkeypatch):
+    """Chapter 05 prints losses.srpo_objective; the training loop must call that very function (once
+    per sample), and its value is what the loop reports."""
+    import ssui_lib.srpo.train as train_mod
+
+    calls = []
+
+    def spy(ref_loss, align_terms, lam, reduction="sum"):
+        out = srpo_objective(ref_loss, align_terms, lam, reduction)
+        calls.append((float(ref_loss), len(align_terms), lam, float(out)))
+        return out
+
+    monkeypatch.setattr(train_mod, "srpo_objective", spy)
+    exs = examples()
+    got = batch_objective(fresh(tiny_lm), TrainConfig(lam=0.3), exs)
+    assert len(calls) == len(exs)
+    assert sum(c[1] for c in calls) == got["n_pairs"] == 3
+    assert got["loss"] == pytest.approx(sum(c[3] for c in calls) / len(exs), rel=1e-7)
 
 
 def test_lambda_zero_is_sft(tiny_lm):

@@ -95,6 +95,9 @@ def load_exploration(data_dir: str | os.PathLike, method: str, *, dataset: str |
                      load_images: bool = False, with_exemplars: bool = False) -> list[TrainExample]:
     """Training examples from an exploration folder (``DIR/trees.jsonl``, written by ``ssui explore``).
 
+    srpo / dpo / orpo train on the explored samples; sft on **every** sample of the dataset (the
+    paper: "SFT utilizes the entire dataset"), with the reference path τ* of each.
+
     Pairs and reference paths τ* come from ``explore.load_pairs`` (an empty reference falls back to
     ``chain.render_chain``). The prompt is the question Q alone: SRPO uses the exemplars D_c only to
     explore (Eq. 2, 4) and trains on log p(τ | Q) (Eq. 5, 6), which is also what the held-out
@@ -124,9 +127,13 @@ def load_exploration(data_dir: str | os.PathLike, method: str, *, dataset: str |
             raise SSUIError(f"{trees_path}: tree {sid!r}: exemplar {gone[0]!r} is in neither {spec!r} nor the "
                             f"exemplar pool {shots_from!r}")
     references = {t["id"]: refs.get(t["id"]) or render_chain(samples[t["id"]]) for t in trees}
+    if method == "sft":
+        # "SFT utilizes the entire dataset" (SRPO § Optimization Baselines): every sample of the
+        # exploration's dataset (the train split), explored or not, in the dataset's order
+        references = {sid: references.get(sid) or render_chain(s) for sid, s in samples.items()}
     pairs = [Pair(r.sample_id, r.step, r.prefix, r.pos, r.neg) for r in rows]
 
     def prompt_for(sid: str) -> Prompt:
-        return cot_prompt(samples[sid], [shot_pool[i] for i in exemplar_ids[sid]], load_image=load_images)
+        return cot_prompt(samples[sid], [shot_pool[i] for i in exemplar_ids.get(sid, [])], load_image=load_images)
 
     return build_examples(method, references, pairs, prompt_for)

@@ -21,8 +21,10 @@ by the token limit (finish reason ``"length"``): kept in the tree and counted in
 never a positive or a negative. Any ``F(sample, full_path) -> bool | None`` may replace the default.
 
 Two modes: ``until_pair`` (the paper) samples rounds of ``k`` continuations until one positive and
-one negative are found or ``max_samples`` are spent; ``fixed_k`` (the RPO code the
-hyperparameters come from) samples exactly ``k`` per step. Every branch is kept.
+one negative are found or ``max_samples`` are spent, and keeps ``pairs_per_step`` pairs a step;
+``fixed_k`` (the RPO code the hyperparameters come from) samples exactly ``k`` per step and keeps
+every positive × negative pair, as RPO does. RPO uses k = 10; here ``k`` is a setting (default 4,
+the same default as ``until_pair``'s round size) — pass ``k=10`` to match RPO. Every branch is kept.
 
 Efficiency: one ``generate`` call serves every (sample, step) prefix of a group of samples, each
 with ``n`` samples (the backend prefills each distinct prompt once and shares it among its ``n``
@@ -200,11 +202,15 @@ def next_request(job: _Job, cfg: ExploreConfig) -> int:
     return max(0, min(cfg.k, cfg.max_samples - len(job.branches)))
 
 
-def select_pairs(i: int, prefix: str, branches: Sequence[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` contrastive pairs of a step, in sampling order (first positive with first
-    negative, …)."""
+def select_pairs(i: int, prefix: str, branches: Sequence[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    """The contrastive pairs of a step. ``limit`` = n: up to n pairs in sampling order (first
+    positive with first negative, …; ``until_pair``). ``limit=None``: every positive × negative
+    pair, positives in sampling order outermost — what the RPO code ``fixed_k`` is named after does
+    with its k = 10 samples per step (every accepted × rejected pair)."""
     pos = [b["text"] for b in branches if b["F"] == 1]
     neg = [b["text"] for b in branches if b["F"] == 0]
+    if limit is None:
+        return [{"i": i, "prefix": prefix, "pos": p, "neg": n} for p in pos for n in neg]
     return [{"i": i, "prefix": prefix, "pos": p, "neg": n} for p, n in list(zip(pos, neg))[:limit]]
 
 
@@ -226,7 +232,7 @@ def _tree(sample: Sample, exemplar_ids: list[str], jobs: list[_Job], cfg: Explor
     steps, pairs = [], []
     for j in jobs:
         steps.append({"i": j.i, "prefix": j.prefix, "branches": j.branches})
-        pairs.extend(select_pairs(j.i, j.prefix, j.branches, cfg.pairs_per_step))
+        pairs.extend(select_pairs(j.i, j.prefix, j.branches, None if cfg.mode == "fixed_k" else cfg.pairs_per_step))
     bs = [b for j in jobs for b in j.branches]
     stats = {
         "branches": len(bs), "tokens": sum(b["n_tokens"] for b in bs), "pairs": len(pairs),

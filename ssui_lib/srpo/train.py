@@ -63,9 +63,11 @@ from ssui_lib.models.hf_lm import load_hf_lm
 from ssui_lib.models.trainable import Row, TrainableBackend
 from ssui_lib.srpo.checkpoints import _read_log, load_checkpoint, save_checkpoint
 from ssui_lib.srpo.config import TrainConfig
+from ssui_lib.srpo.distributed import Processes, enable_gradient_checkpointing
 from ssui_lib.srpo.examples import TrainExample, data_fingerprint
 from ssui_lib.srpo.losses import (
-    VARIANTS, dpo_loss, orpo_align_loss, orpo_loss, ref_nll, sequence_logps, token_logps_from_logits,
+    VARIANTS, dpo_loss, orpo_align_loss, orpo_loss, ref_nll, sequence_logps, srpo_objective,
+    token_logps_from_logits,
 )
 
 
@@ -164,23 +166,30 @@ def example_terms(cm, cfg: TrainConfig, ex: TrainExample) -> Iterable[tuple[torc
     graph of only its own rows: summing the yielded tensors gives the example's objective; the
     dicts carry the parts for logging ("ref", "align", "margin", "n_pairs").
 
-    srpo/sft: J_ref(τ*) first, then λ·J_align,i per pair (Eq. 9 with Eq. 8's sum; with λ = 0 the
-    pairs are not even scored); dpo/orpo: one term."""
+    srpo/sft: one term, the sample's whole objective computed by the very functions chapter 05
+    prints: ``losses.srpo_objective(J_ref, [J_align,i], λ)`` (Eq. 9 with Eq. 8's sum over the
+    sample's pairs; sft = J_ref alone; with λ = 0 the pairs are not even scored). The graphs of the
+    sample's pairs are kept together until its backward (at most T−1 pairs a sample; with gradient
+    checkpointing this is small next to the weights). dpo/orpo: one term per pair."""
     m = cfg.method
     if m in ("srpo", "sft"):
         if not ex.reference:
             raise SSUIError(f"sample {ex.sample_id!r}: no reference path τ* to train on")
         (ref_row,) = score_rows(cm, [Row(ex.prompt, ex.reference, "", cfg.ref_eos)], cfg.max_len)
         j_ref = ref_nll(*ref_row)
-        yield j_ref, {"ref": j_ref.item()}
-        if m == "sft" or cfg.lam == 0:
+        if m == "sft" or cfg.lam == 0 or not ex.pairs:
+            yield srpo_objective(j_ref, [], 0.0 if m == "sft" else cfg.lam), {"ref": j_ref.item()}
             return
         average = cfg.variant == "odds_ratio"
+        terms, margins = [], []
         for p in ex.pairs:
             scored = score_rows(cm, [Row(ex.prompt, p.pos, p.prefix), Row(ex.prompt, p.neg, p.prefix)], cfg.max_len)
             lp = _sums(scored, average=average)
-            j_align = VARIANTS[cfg.variant](lp[:1], lp[1:], k=cfg.k)[0]
-            yield cfg.lam * j_align, {"align": j_align.item(), "margin": (lp[0] - lp[1]).item(), "n_pairs": 1}
+            terms.append(VARIANTS[cfg.variant](lp[:1], lp[1:], k=cfg.k)[0])
+            margins.append((lp[0] - lp[1]).item())
+        j = srpo_objective(j_ref, terms, cfg.lam)
+        yield j, {"ref": j_ref.item(), "align": sum(t.item() for t in terms), "margin": sum(margins),
+                  "n_pairs": len(terms)}
         return
     (p,) = ex.pairs
     rows = [Row(ex.prompt, p.prefix + p.pos), Row(ex.prompt, p.prefix + p.neg)]
@@ -325,19 +334,24 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data_key = data_fingerprint(examples)
+    procs = Processes(cfg)  # this process, alone or one of several under accelerate launch (srpo/distributed.py)
+    if cfg.gradient_checkpointing:
+        enable_gradient_checkpointing(cm)
     model = attach_lora(cm, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
+    procs.place(model, params)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_total = total_steps(len(examples), cfg)
 
-    resumed = load_checkpoint(out, cm, optimizer, cfg, data_key)
+    resumed = load_checkpoint(out, cm, optimizer, cfg, data_key)  # every process, the same files
     start, elapsed = resumed if resumed else (0, 0.0)
     log_path = out / "log.jsonl"
     log = _read_log(log_path, start)
-    atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in log))
+    if procs.is_main:  # only the main process writes
+        atomic_write_text(log_path, "".join(json.dumps(r) + "\n" for r in log))
 
     bar = None
-    if progress and start < n_total:
+    if progress and start < n_total and procs.is_main:
         bar = tqdm(total=n_total, initial=start, desc=f"train {cfg.method}", unit="step")
     model.train()
     t0 = time.perf_counter() - elapsed
@@ -345,34 +359,40 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
     try:
         while step < n_total:
             idx = step_examples(len(examples), cfg, step)
+            procs.start_step(step)
             lr = lr_at(step, cfg)
             for g in optimizer.param_groups:
                 g["lr"] = lr
-            parts = batch_objective(cm, cfg, [examples[i] for i in idx], backward=True)
+            parts = procs.objective(  # this process's share of the global batch, gradients summed across processes
+                model, lambda exs, scale: batch_objective(cm, cfg, exs, backward=True, scale=scale),
+                [examples[i] for i in idx], params)
             grad_norm = None
             if cfg.max_grad_norm is not None:
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+                grad_norm = procs.clip_grad_norm(params, cfg.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            ledger.count("training_steps")
-            ledger.count("training_examples", len(idx))
+            if procs.is_main:
+                ledger.count("training_steps")
+                ledger.count("training_examples", len(idx))
             step += 1
             rec = {"step": step, "loss": parts["loss"], "ref": parts["ref"], "align": parts["align"],
                    "margin": parts["margin"], "lr": lr, "grad_norm": grad_norm, "examples": len(idx),
                    "epoch": (step - 1) // steps_per_epoch(len(examples), cfg) + 1,
                    "time": round(time.perf_counter() - t0, 3)}
-            append_jsonl(log_path, [rec])
+            if procs.is_main:
+                append_jsonl(log_path, [rec])
             log.append(rec)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{parts['loss']:.4f}")
-            if step % cfg.save_every == 0 or step == n_total:
+            if (step % cfg.save_every == 0 or step == n_total) and procs.is_main:
                 save_checkpoint(out, cm, optimizer, step, cfg, time.perf_counter() - t0, data_key)
     finally:
         if bar is not None:
             bar.close()
     model.eval()
-    atomic_write_dir(out / "adapter", lambda tmp: model.save_pretrained(str(tmp)))
+    if procs.is_main:
+        atomic_write_dir(out / "adapter", lambda tmp: model.save_pretrained(str(tmp)))
     n_trainable = sum(p.numel() for p in params)
     summary = {
         "method": cfg.method, "config": cfg.to_dict(), "model": cm.describe() if hasattr(cm, "describe") else {},
@@ -382,9 +402,11 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
         "first_loss": log[0]["loss"] if log else None, "final_loss": log[-1]["loss"] if log else None,
         "train_time_s": round(log[-1]["time"], 3) if log else 0.0,
         "trainable_params": n_trainable, "total_params": sum(p.numel() for p in model.parameters()),
-        "adapter": "adapter", "log": "log.jsonl", "data_fingerprint": data_key,
+        "adapter": "adapter", "log": "log.jsonl", "data_fingerprint": data_key, **procs.describe(),
     }
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
+    if procs.is_main:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
+    procs.wait()  # every process returns once the adapter and summary are on disk
     return summary
 
 
