@@ -386,3 +386,20 @@ def test_data_and_book_commands_do_not_import_torch():
     choices = cli.build_parser([], all_groups=True)._subparsers._group_actions[0].choices
     assert {"book", "data", "train", "explore", "generate", "judge", "eval"} <= set(choices)
     assert set(cli.build_parser(["explore", "--help"])._subparsers._group_actions[0].choices) == {"book", "data", "explore"}
+
+
+def test_bundled_splits_joined_by_plus_interleave_keeping_twins_next_to_their_record():
+    from ssui_lib.data.bundled import load_bundled, load_dataset
+
+    both = load_dataset("bundled:test+dev")
+    test, dev = load_bundled("test"), load_bundled("dev")
+    assert sorted(s.id for s in both) == sorted(s.id for s in test + dev)
+    head = both[:40]  # the first N draw on both splits evenly
+    assert abs(sum(s.split == "test" for s in head) - sum(s.split == "dev" for s in head)) <= 4
+    pos = {s.id: i for i, s in enumerate(both)}  # a twin directly follows its IRS record
+    for s in both:
+        if s.kind == "twin" and s.pair_id in pos:
+            assert pos[s.id] == pos[s.pair_id] + 1, s.id
+    for bad in ("test+nope", "test+test", "all+dev"):
+        with pytest.raises(SSUIError, match="bundled:"):
+            load_dataset(f"bundled:{bad}")

@@ -1,6 +1,6 @@
 """Datasets: the bundled mini SSUI set, dataset specs, file validation and counts.
 
-Specs (DESIGN.md): ``bundled:train|dev|test|all``, ``jsonl:PATH``; the external benchmark
+Specs (DESIGN.md): ``bundled:train|dev|test|all`` (or splits joined by ``+``: ``bundled:test+dev``), ``jsonl:PATH``; the external benchmark
 formats (``siuo-gen:``, ``siuo-mcqa:``, ``vlsbench:``, ``mssbench:``) are read by
 ssui_lib.data.loaders. Each returns a list of validated Samples.
 """
@@ -42,10 +42,39 @@ def _bundled() -> tuple[Sample, ...]:
 
 
 def load_bundled(split: str = "all") -> list[Sample]:
-    """The bundled mini SSUI set (one split, or all)."""
-    if split not in SPLITS + ("all",):
-        raise SSUIError(f"bundled:{split}: unknown split (train, dev, test, all)")
-    return [s for s in _bundled() if split == "all" or s.split == split]
+    """The bundled mini SSUI set: one split, ``all``, or several joined by ``+`` (``test+dev``:
+    the held-out pool of the ``cpu`` profile). With several splits the samples are interleaved
+    split by split, a benign twin kept next to its IRS record (:func:`interleave_splits`), so
+    that the first N samples draw evenly on every split named."""
+    parts = split.split("+") if isinstance(split, str) else [split]
+    for part in parts:
+        if part not in SPLITS + ("all",) or (part == "all" and len(parts) > 1):
+            raise SSUIError(f"bundled:{split}: unknown split {part!r} (train, dev, test, all, or splits joined by +)")
+    if len(set(parts)) != len(parts):
+        raise SSUIError(f"bundled:{split}: a split is named twice")
+    if len(parts) == 1:
+        return [s for s in _bundled() if split == "all" or s.split == split]
+    return interleave_splits([[s for s in _bundled() if s.split == part] for part in parts])
+
+
+def interleave_splits(groups: list[list[Sample]]) -> list[Sample]:
+    """Round robin over ``groups`` (one list per split), one unit at a time, where a unit is an IRS
+    record followed by its benign twin (each names the other in ``pair_id``) or a lone sample."""
+    units = []
+    for g in groups:
+        us: list[list[Sample]] = []
+        for s in g:
+            if us and (s.pair_id == us[-1][-1].id or us[-1][-1].pair_id == s.id):
+                us[-1].append(s)
+            else:
+                us.append([s])
+        units.append(us)
+    out: list[Sample] = []
+    for k in range(max((len(u) for u in units), default=0)):
+        for us in units:
+            if k < len(us):
+                out.extend(us[k])
+    return out
 
 
 def load_dataset(spec: str, image_dir: str | None = None) -> list[Sample]:
