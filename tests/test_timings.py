@@ -90,6 +90,11 @@ def test_timings_table_from_a_hand_made_manifest(tmp_path):
     path.write_text(json.dumps(MANIFEST))
     report = T.timings_report(path)
     assert "profile smoke" in report and md in report and "00: 1× MiniLM, 2× embedded" in report
+    assert "Loaded more than once in one kernel: 00 embedded (" in report
+    once = json.loads(json.dumps(MANIFEST))
+    once["chapters"]["00"]["ledger"]["loads"]["embedded"] = 1
+    path.write_text(json.dumps(once))
+    assert "more than once" not in T.timings_report(path)
 
 
 def test_timings_report_refuses_bad_manifests(tmp_path):

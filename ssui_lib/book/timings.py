@@ -172,4 +172,9 @@ def timings_report(manifest_path: str | Path, *, inclusive: bool = False) -> str
     loads = loads_lines(manifest)
     if loads:
         parts += ["", "Models loaded per chapter (each kernel is its own process):", *loads]
+    twice = [f"{cid} {m}" for cid, ch in sorted(manifest["chapters"].items())
+             for m, n in sorted((((ch or {}).get("ledger") or {}).get("loads") or {}).items()) if n > 1]
+    if twice:
+        parts.append(f"Loaded more than once in one kernel: {', '.join(twice)} (a cache missed, or a fresh copy "
+                     f"was needed, e.g. for training)")
     return "\n".join(parts)
