@@ -30,7 +30,8 @@
 # log-probabilities. The baselines (SRPO § Optimization Baselines) see the same data with the
 # same LoRA, optimizer and example order, and differ only in the objective:
 #
-# * **SFT** — J_ref alone, on every sample;
+# * **SFT** — J_ref alone, on **every sample of the train split** (the paper: "SFT utilizes the
+#   entire dataset"), explored or not;
 # * **DPO** — one example per explored pair, the whole paths (prefix ⊕ continuation) as chosen /
 #   rejected against the frozen base model;
 # * **ORPO** — one example per pair: NLL of the chosen path + β · the odds-ratio term.
@@ -130,8 +131,11 @@ for fn in (losses.ref_nll, losses.align_loss, losses.srpo_objective):
 # %% [markdown]
 # ## Training data per method
 #
-# SRPO and SFT use one example per explored sample (its reference path; SRPO adds its pairs); DPO
-# and ORPO use one example per pair. Every example is conditioned on the question Q alone — the
+# SRPO uses one example per explored sample (its reference path and its pairs); SFT one per sample
+# of the whole train split (its reference path); DPO and ORPO one per pair. With `max_steps` set
+# (the `smoke` profile) every method stops after that many optimizer steps, so SFT then sees only
+# the first shuffled batches of the split. The training loop computes each SRPO / SFT example's
+# objective with the very `losses.srpo_objective` printed above. Every example is conditioned on the question Q alone — the
 # six-step instructions and the question, without the exemplars D_c that guided exploration —
 # because SRPO's losses are log p(τ | Q) (Eq. 5–6), and this is also the prompt of the held-out
 # evaluation below.

@@ -65,8 +65,11 @@ def check_dataset(value: Any, root: Path, *, allow_empty: bool = False) -> None:
 
     kind, arg = value.split(":", 1)
     if kind == "bundled":
-        if arg and arg not in BUNDLED_SPLITS:
-            raise SSUIError(f"unknown bundled split {arg!r} (expected one of {', '.join(BUNDLED_SPLITS)})")
+        parts = arg.split("+") if arg else []
+        if any(p not in BUNDLED_SPLITS for p in parts) or (len(parts) > 1 and "all" in parts) \
+                or len(set(parts)) != len(parts):
+            raise SSUIError(f"unknown bundled split {arg!r} (expected one of {', '.join(BUNDLED_SPLITS)}, "
+                            "or distinct splits joined by +)")
         return
     if kind != "jsonl" and kind not in LOADERS:
         raise SSUIError(f"unknown dataset kind {kind!r} (bundled, jsonl, {', '.join(LOADERS)})")
