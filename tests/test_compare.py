@@ -160,3 +160,38 @@ def test_command_line_exit_codes(tmp_path, capsys):
     capsys.readouterr()
     assert main(["book", "compare", str(a), str(tmp_path / "nowhere")]) == 2
     assert "nowhere: not a book run folder" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_chapter_03s_library_path_gives_the_same_tables_for_the_same_seed(tmp_path, embedded):
+    """Chapter 03's path (evaluate per arm -> rates_table -> write_table / record) run twice with one
+    seed and sampling on, each in its own folder (nothing resumed): byte-identical CSV, and compare
+    finds no difference."""
+    from ssui_lib.book import plots
+    from ssui_lib.book import results as book_results
+    from ssui_lib.data.bundled import load_dataset
+    from ssui_lib.eval.evaluate import evaluate
+    from ssui_lib.eval.judge import resolve_judge
+    from ssui_lib.models import SamplingParams
+
+    samples = load_dataset("bundled:test")[:2]
+
+    def chapter(run: str, seed: int):
+        params = SamplingParams(max_new_tokens=10, temperature=0.8, seed=seed)
+        judge = resolve_judge("offline-rules")
+        results = {("embedded", arm): evaluate(embedded, judge, samples, tmp_path / run / "work" / f"{arm}.json",
+                                               icl_k=k, params=params, seed=seed, paths=False, n_boot=50)
+                   for arm, k in (("zero-shot", 0), ("1-shot", 1))}
+        table = plots.rates_table(results, ("S", "E", "SE"), index_names=("model", "arm"))
+        root = tmp_path / run / "papermill_runs"
+        book_results.write_table("smoke", "03", "icl_table1", table, root=root)
+        book_results.record("smoke", [e for (name, arm), r in results.items() for e in book_results.metric_entries(
+            "03", f"{name} · {arm}", r["metrics"], names={"S": "S", "E": "E", "SE": "S&E"}, model=name,
+            judge=r["judge"])], root=root)
+        return root / "smoke"
+
+    a, b = chapter("a", 7), chapter("b", 7)
+    assert (a / "tables" / "03_icl_table1.csv").read_bytes() == (b / "tables" / "03_icl_table1.csv").read_bytes()
+    # 2 rows x (model, arm, S, E, S&E, n, unscored); 2 arms x 3 metrics
+    assert compare_runs(a, b) == ([], {"tables": 1, "cells": 2 * 7, "entries": 6})
+    assert compare_runs(tmp_path / "a", tmp_path / "b")[0] == []  # the checkouts themselves
