@@ -211,22 +211,23 @@ def test_phases_are_written_to_the_ledger_file(clock, tmp_path, monkeypatch):
 def test_worker_threads_inside_a_phase_are_not_counted_twice(clock):
     import threading
 
-    def worker():
+    def worker(dt):
         with ledger.phase("generation", load="api-client"):  # one request of a pool serving the call
-            clock.t += 0.0
+            clock.t += dt
 
     with ledger.phase("generation"):
         clock.t += 2.0
-        threads = [threading.Thread(target=worker) for _ in range(3)]
+        threads = [threading.Thread(target=worker, args=(0.5,)) for _ in range(3)]
         for th in threads:
             th.start()
         for th in threads:
             th.join()
-    assert ledger.phases()["generation"] == pytest.approx(2.0) and ledger.loads() == {"api-client": 3}
-    th = threading.Thread(target=worker)  # no phase open: a thread's own block counts
+    # the call's wall time (2 + 3 × 0.5) once, not again for each worker's block
+    assert ledger.phases()["generation"] == pytest.approx(3.5) and ledger.loads() == {"api-client": 3}
+    th = threading.Thread(target=worker, args=(1.0,))  # no phase open: a thread's own block counts
     th.start()
     th.join()
-    assert ledger.inclusive()["generation"] == pytest.approx(2.0)
+    assert ledger.phases()["generation"] == pytest.approx(4.5) and ledger.inclusive()["generation"] == pytest.approx(4.5)
 
 
 # ------------------------------------------------------------------ the library's phases and loads
