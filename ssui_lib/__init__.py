@@ -14,10 +14,15 @@ The rooms (subpackages); a module imports only from its own room or from rooms a
   srpo/      explore, losses (pure: SRPO, DPO, ORPO), config, examples, checkpoints, train (the
              loop), runs (reused runs, adapters, held-out variants), branch scores
   book/      runner, config (Chapter), params, HTML, plots (one module per chapter family),
-             widgets, environment, exercises
+             widgets, environment, exercises, compare (two runs' tables and numbers)
   cli/       the command groups of ``python -m ssui_lib`` / ``ssui`` (train, evaluate: torch only
              when asked for)
 
 core → data → models → curation / eval / srpo → book / cli.
+
+Names are resolved once, at the edge: the command line and a notebook's first cells turn a model
+name into a model (``resolve_model``, or ``LazyModel`` to load on first use) and a judge name into
+a Judge (``resolve_judge``, which also places its cache); library functions take those objects and
+refuse a name with one SSUIError.
 """
 __version__ = "0.1.0"
