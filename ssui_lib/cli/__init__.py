@@ -202,8 +202,12 @@ def _run_command(a) -> int:
     """Run the parsed command, holding the lock of its --out when it writes one."""
     from ssui_lib.core.lock import output_lock
 
+    import os
+
     out = getattr(a, "out", None)
-    if a.cmd not in LOCKED_COMMANDS or not isinstance(out, str) or not out:
+    # `train` under accelerate launch / torchrun: the main process (RANK 0) holds the lock and is the only writer
+    worker = a.cmd == "train" and os.environ.get("RANK", "0").strip() not in ("", "0")
+    if a.cmd not in LOCKED_COMMANDS or not isinstance(out, str) or not out or worker:
         return a.func(a)
     with output_lock(out):
         return a.func(a)

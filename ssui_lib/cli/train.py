@@ -6,7 +6,8 @@ from pathlib import Path
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.losses import VARIANTS
-from ssui_lib.srpo.config import METHODS, TrainConfig
+from ssui_lib.srpo.config import METHODS, PRECISIONS, TrainConfig
+from ssui_lib.srpo.distributed import process_state
 from ssui_lib.srpo.examples import load_exploration
 from ssui_lib.srpo.train import load_trainable, train
 
@@ -18,7 +19,9 @@ def add_commands(sub) -> None:
     """``ssui train --method srpo|sft|dpo|orpo --data DIR --out DIR [...]``."""
     p = sub.add_parser("train", help="SRPO path optimization or the SFT / DPO / ORPO baselines (LoRA)",
                        description="Train a LoRA adapter on an exploration folder (DIR/trees.jsonl). "
-                                   "Writes OUT/adapter, OUT/log.jsonl, OUT/summary.json; resumes from OUT's checkpoint.")
+                                   "Writes OUT/adapter, OUT/log.jsonl, OUT/summary.json; resumes from OUT's checkpoint. "
+                                   "On several GPUs: accelerate launch --config_file configs/accelerate/ddp.yaml "
+                                   "-m ssui_lib train ... (--batch-size is the global batch, split between processes).")
     p.add_argument("--method", required=True, choices=METHODS)
     p.add_argument("--data", metavar="DIR", help="exploration output folder (trees.jsonl); required unless --dry-run")
     p.add_argument("--out", metavar="DIR", help="output folder; required unless --dry-run")
@@ -34,9 +37,15 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lora-rank", type=int, default=8)
+    p.add_argument("--lora-dropout", type=float, default=0.05)
     p.add_argument("--max-len", type=int)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixed-precision", choices=PRECISIONS, default="auto",
+                   help="bf16 autocast of the forward passes; auto: the accelerate launcher's choice, else bf16 on a "
+                        "CUDA device that supports it, else no (default: auto)")
+    p.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: less memory, more time")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--dry-run", action="store_true",
                    help="print the memory plan per device (weights, LoRA state, activations with and without gradient "
@@ -75,15 +84,21 @@ def _cmd_train(a) -> int:
             raise SSUIError(f"train: {flag} is required (unless --dry-run)")
     cfg = TrainConfig(method=a.method, lam=a.lam, k=a.k, variant=a.variant, beta=a.beta, epochs=a.epochs,
                       max_steps=a.max_steps, lr=a.lr, batch_size=a.batch_size, lora_rank=a.lora_rank,
-                      max_len=a.max_len, save_every=a.save_every, seed=a.seed)
+                      lora_dropout=a.lora_dropout,
+                      max_len=a.max_len, save_every=a.save_every, seed=a.seed, mixed_precision=a.mixed_precision,
+                      gradient_checkpointing=a.gradient_checkpointing)
     if not (Path(a.data) / "trees.jsonl").is_file():  # before the model load: fail in milliseconds
         raise SSUIError(f"--data {a.data}: no trees.jsonl there (an exploration output folder: ssui explore --out DIR)")
+    state = process_state()  # under accelerate launch: this process's device, before the model loads onto it
     cm = load_trainable(a.model)
     examples = load_exploration(a.data, cfg.method, dataset=a.dataset,
                                 load_images=bool(getattr(cm, "supports_images", False)))
     s = train(cm, examples, cfg, a.out, progress=not a.no_progress)
+    if not state.is_main_process:
+        return 0
     first = f"{s['first_loss']:.4f}" if s["first_loss"] is not None else "-"
     final = f"{s['final_loss']:.4f}" if s["final_loss"] is not None else "-"
     print(f"train {s['method']}: {s['steps']} steps on {s['n_examples']} examples ({s['n_pairs']} pairs); "
-          f"loss {first} -> {final}; adapter {Path(a.out) / 'adapter'}")
+          f"loss {first} -> {final}; {s['processes']} process(es), mixed precision {s['mixed_precision']}; "
+          f"adapter {Path(a.out) / 'adapter'}")
     return 0

@@ -11,8 +11,13 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.losses import VARIANTS
 
 METHODS = ("srpo", "sft", "dpo", "orpo")
-# Fields that may differ when a run is continued: they change when it stops or saves, not what it computes.
-_RESUME_FREE = ("max_steps", "save_every")
+# auto: the launcher's choice (accelerate config), else bf16 on a CUDA device that supports it, else no
+PRECISIONS = ("auto", "no", "bf16")
+# Fields that may differ when a run is continued: they change when it stops or saves (or how much memory it
+# needs: gradient checkpointing recomputes the same activations), not what it computes.
+_RESUME_FREE = ("max_steps", "save_every", "gradient_checkpointing")
+# Fields added later, left out of the resume key at their default: checkpoints written before them still resume.
+_KEY_DEFAULTS = {"mixed_precision": "auto"}
 
 
 # ----------------------------------------------------------------------------- config
@@ -69,6 +74,8 @@ class TrainConfig:
     ref_eos: bool = True  # end the reference path with the end-of-turn token (the model learns to stop)
     seed: int = 0
     save_every: int = 50  # checkpoint every this many optimizer steps (and at the end)
+    mixed_precision: str = "auto"  # auto | no | bf16 (srpo/distributed.py: bf16 autocast of the forward passes)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% more time)
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)
@@ -90,8 +97,10 @@ class TrainConfig:
         _check_int("max_len", self.max_len, 8, optional=True)
         _check_int("seed", self.seed, 0)
         _check_int("save_every", self.save_every, 1)
-        if not isinstance(self.ref_eos, bool):
-            raise SSUIError(f"train config: field 'ref_eos': expected true or false, got {self.ref_eos!r}")
+        _check_choice("mixed_precision", self.mixed_precision, PRECISIONS)
+        for flag in ("ref_eos", "gradient_checkpointing"):
+            if not isinstance(getattr(self, flag), bool):
+                raise SSUIError(f"train config: field '{flag}': expected true or false, got {getattr(self, flag)!r}")
         tm = self.target_modules
         if tm is not None and not (isinstance(tm, str) and tm) and not (
                 isinstance(tm, (list, tuple)) and tm and all(isinstance(x, str) and x for x in tm)):
@@ -112,6 +121,7 @@ class TrainConfig:
 
 
 def config_key(cfg: TrainConfig) -> dict[str, Any]:
-    return {k: v for k, v in cfg.to_dict().items() if k not in _RESUME_FREE}
+    return {k: v for k, v in cfg.to_dict().items()
+            if k not in _RESUME_FREE and not (k in _KEY_DEFAULTS and v == _KEY_DEFAULTS[k])}
 
 

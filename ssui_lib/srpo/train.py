@@ -345,6 +345,7 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
 
     resumed = load_checkpoint(out, cm, optimizer, cfg, data_key)  # every process, the same files
     start, elapsed = resumed if resumed else (0, 0.0)
+    procs.check_same_start(start, out)
     log_path = out / "log.jsonl"
     log = _read_log(log_path, start)
     if procs.is_main:  # only the main process writes
