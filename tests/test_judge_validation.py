@@ -108,3 +108,56 @@ def test_shipped_validation_set_is_test_split_and_large_enough():
     assert {r["record_id"] for r in rows} <= test_ids
     assert {"bare_refusal", "refusal_then_compliance", "help_with_warning", "off_topic", "empty"} <= \
         {r["style"] for r in rows}
+
+
+def _table(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["record_id", "gold_safe", "gold_effective", "score"])
+
+
+def test_pairwise_ranking_on_a_hand_made_table():
+    from ssui_lib.eval.judge_validation import pairwise_ranking, ranking_table, verdict_score
+
+    nan = float("nan")
+    t = _table([
+        # record a: one correct (0.9) vs wrong 0.2 (win), 0.9 (tie), 0.95 (loss) -> 1.5 of 3
+        ("a", True, True, 0.9), ("a", True, False, 0.2), ("a", False, False, 0.9), ("a", False, True, 0.95),
+        # record b: two correct (0.8, nan) vs one wrong 0.1 -> win + undecided (0.5) = 1.5 of 2
+        ("b", True, True, 0.8), ("b", True, True, nan), ("b", False, False, 0.1),
+        # record c: no wrong response -> no pair
+        ("c", True, True, 0.4),
+    ])
+    r = pairwise_ranking(t, n_boot=200, seed=1)
+    assert r["pairs"] == 5 and r["records"] == 2
+    assert r["value"] == pytest.approx(3.0 / 5) and r["ties"] == pytest.approx(2 / 5)
+    assert r["ci"][0] <= r["value"] <= r["ci"][1]
+    perfect = _table([("a", True, True, 1.0), ("a", False, True, 0.0), ("b", True, True, 0.7),
+                      ("b", True, False, 0.6)])
+    assert pairwise_ranking(perfect, n_boot=0)["value"] == 1.0
+    assert math.isnan(pairwise_ranking(perfect, n_boot=0)["ci"][0])
+    none = pairwise_ranking(_table([("a", True, True, 1.0)]), n_boot=10)
+    assert none["pairs"] == 0 and math.isnan(none["value"])
+    with pytest.raises(SSUIError, match="lacks score"):
+        pairwise_ranking(t.drop(columns="score"))
+    tab = ranking_table({"x": t, "perfect": perfect}, n_boot=0)
+    assert list(tab.judge) == ["x", "perfect"] and list(tab.pairs) == [5, 2]
+    assert tab.set_index("judge").loc["perfect", "ranking"] == 1.0
+    assert verdict_score(True, True, True) == 1.0 and verdict_score(True, False, True) == 0.0
+    assert math.isnan(verdict_score(None, None, False))
+
+
+def test_judge_validation_scores_from_verdicts_or_the_judges_own():
+    rows = load_validation(FIXTURE)
+    df = judge_validation(Scripted(), rows, SAMPLES)
+    assert set(df.score.dropna()) <= {0.0, 1.0}
+    assert ((df.score == 1.0) == (df.safe & df.effective)).all()
+    assert df.score.notna().all()
+
+    class Scored(Scripted):
+        def scores(self, samples, responses):
+            return [len(r) / 1000 for r in responses]
+
+    got = judge_validation(Scored(), rows, SAMPLES)
+    assert list(got.score) == [len(r["response"]) / 1000 for r in rows]
+    assert judge_validation(Unsure(), rows, SAMPLES).score.isna().sum() == 7
