@@ -90,3 +90,19 @@ if warm_up:
 
 # %%
 display(environment.ledger_table(f"papermill_runs/{profile}/manifest.json"))
+
+# %% [markdown]
+# ## Where the time goes
+#
+# The kernels also time their work in phases — model loading (and the embedded model's one-time
+# conversion), generation, scoring, training, judging, embedding, plotting — and the runner adds
+# the kernel's start and stop; "other" is the rest (imports, data, tables). The seconds are
+# exclusive: a judge that generates with a model spends that time in "generation". Each row adds
+# up to the chapter's wall time. `ssui book timings --profile <profile>` prints the same table.
+
+# %%
+from IPython.display import Markdown
+
+from ssui_lib.book.timings import last_run_table
+
+display(Markdown(last_run_table(f"papermill_runs/{profile}/manifest.json")))

@@ -126,3 +126,13 @@ def test_ssui_book_timings_command(tmp_path, capsys, monkeypatch):
     assert "inclusive seconds" in capsys.readouterr().out
     assert main(["book", "timings", "--profile", "paper"]) == 2
     assert "papermill_runs/paper/manifest.json: no run manifest" in capsys.readouterr().err
+
+
+def test_last_run_table_for_chapter_00_never_raises(tmp_path):
+    assert "No run of this profile yet" in T.last_run_table(tmp_path / "missing.json")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"chapters": {"00": {"ledger": {"wall_s": 3}}}}))
+    assert "predates phase timing" in T.last_run_table(old)
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(MANIFEST))
+    assert T.last_run_table(new) == T.markdown_table(T.timings_rows(MANIFEST))

@@ -12,7 +12,8 @@ the run: kernel shutdown, writing the notebook); ``other`` is the rest of the ch
 models each chapter loaded (``loads``).
 
 ``ssui book timings --profile smoke`` prints the table (markdown, one row per chapter, a total row,
-seconds) from ``papermill_runs/<profile>/manifest.json``; it runs nothing.
+seconds) from ``papermill_runs/<profile>/manifest.json``; it runs nothing. Chapter 00 shows the
+same table for the last run (:func:`last_run_table`).
 """
 from __future__ import annotations
 
@@ -157,6 +158,18 @@ def loads_lines(manifest: Mapping[str, Any]) -> list[str]:
         if isinstance(loads, dict) and loads:
             out.append(f"{cid}: " + ", ".join(f"{n}× {m}" for m, n in sorted(loads.items())))
     return out
+
+
+def last_run_table(manifest_path: str | Path) -> str:
+    """The markdown table of the last run for a notebook (chapter 00): the table, or one line saying
+    why there is none (no run yet, or a run from before phase timing). Never raises."""
+    try:
+        rows = timings_rows(read_manifest(manifest_path))
+    except SSUIError:
+        return f"*No run of this profile yet (`{manifest_path}` is missing or unreadable).*"
+    if not rows:
+        return "*The last run predates phase timing: its manifest has no per-phase times.*"
+    return markdown_table(rows)
 
 
 def timings_report(manifest_path: str | Path, *, inclusive: bool = False) -> str:
