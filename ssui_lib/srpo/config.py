@@ -75,7 +75,7 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 50  # checkpoint every this many optimizer steps (and at the end)
     mixed_precision: str = "auto"  # auto | no | bf16 (srpo/distributed.py: bf16 autocast of the forward passes)
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, ~30% more time)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, more time)
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)

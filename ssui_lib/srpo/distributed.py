@@ -14,8 +14,8 @@ the 1-process run logs.
 
 Why not DDP's backward hooks (``accelerator.prepare(model)`` + ``no_sync``): DDP all-reduces inside a
 backward pass, so every process must run the same number of synchronising backward passes. Here the
-work of a share is uneven — an SRPO sample has 0 to T−1 pairs, a DPO term has two forward passes, and a
-process can have no example at all in a short last step — so the processes would wait on each other's
+work of a share is uneven — SRPO samples have different numbers of pairs, a DPO term has two forward
+passes, and a process can have no example at all in a short last step — so the processes would wait on each other's
 hooks. Summing the accumulated gradient once per step is the same synchronisation DDP's ``no_sync``
 accumulation ends with, without asking every process for equal work. The same unevenness is why
 FSDP and DeepSpeed ZeRO-3 (which gather sharded weights inside every forward and backward pass, so all

@@ -323,7 +323,10 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
 
     ``cm`` is a trainable backend (HFCausalChatModel or HFVisionChatModel) freshly loaded: its
     ``.model`` is wrapped in place by peft. If ``out_dir`` holds a checkpoint of the same
-    configuration and data, training continues from it. Returns the summary (also in summary.json)."""
+    configuration and data, training continues from it. Returns the summary (also in summary.json).
+
+    Under ``accelerate launch`` every process calls this with the same arguments: each takes its share
+    of every step's global batch and only the main process writes (:mod:`ssui_lib.srpo.distributed`)."""
     if not isinstance(cm, TrainableBackend):
         raise SSUIError(f"model {getattr(cm, 'name', cm)!r} cannot be trained here (a local transformers model is needed)")
     examples = list(examples)
