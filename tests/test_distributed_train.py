@@ -106,7 +106,7 @@ class Launch:
     def text(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait(self, timeout: float = 240) -> None:
+    def wait(self, timeout: float = 900) -> None:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -115,7 +115,7 @@ class Launch:
         self._f.close()
         assert rc == 0, f"2-process run failed (exit {rc}):\n{self.text()[-3000:]}"
 
-    def stopped(self, timeout: float = 240) -> None:
+    def stopped(self, timeout: float = 900) -> None:
         t = time.time()
         while "STOPPED" not in self.text():
             if self.proc.poll() is not None:
@@ -340,11 +340,11 @@ def test_gradient_checkpointing_gives_the_same_adapter(tiny_llama, tmp_path):
 def test_ddp_config_loads_with_accelerates_own_parser(monkeypatch):
     from accelerate.commands.config.config_args import load_config_from_file
     from accelerate.commands.launch import _validate_launch_command, launch_command_parser
-    from accelerate.utils import prepare_multi_gpu_env
+    from accelerate.utils import DistributedType, prepare_multi_gpu_env
 
     path = ROOT / "configs" / "accelerate" / "ddp.yaml"
     cfg = load_config_from_file(str(path))  # a ClusterConfig: an unknown key would be a TypeError here
-    assert (str(cfg.distributed_type), cfg.num_processes, cfg.mixed_precision) == ("MULTI_GPU", 8, "bf16")
+    assert (cfg.distributed_type, cfg.num_processes, cfg.mixed_precision) == (DistributedType.MULTI_GPU, 8, "bf16")
     args = launch_command_parser().parse_args(["--config_file", str(path), "-m", "ssui_lib", "train", "--help"])
     args, _, _ = _validate_launch_command(args)
     assert args.multi_gpu and args.num_processes == 8 and args.module and args.training_script == "ssui_lib"
