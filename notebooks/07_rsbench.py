@@ -82,7 +82,8 @@ from ssui_lib.core.store import cache_key
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.eval.evaluate import evaluate
 from ssui_lib.eval.judge import resolve_judge
-from ssui_lib.eval.judge_validation import agreement_table, format_agreement, judge_validation, load_validation
+from ssui_lib.eval.judge_validation import (agreement_table, format_agreement, judge_validation, load_validation,
+                                            ranking_table)
 from ssui_lib.models import SamplingParams, resolve_model
 from ssui_lib.srpo.runs import adapter_base, adapter_model_name, find_adapter
 
@@ -221,7 +222,11 @@ plots.savefig(fig, profile, "07_ser_by_category");
 # only (`ssui_lib.eval.offline_judge`). Scored here: the learned `offline` judge, the rule-based
 # `offline-rules` (the book's offline judge before it, kept for this comparison) and the chapter's
 # `judge` when it is a model judge. Accuracy counts an unscored verdict as wrong; Cohen's κ is
-# agreement beyond chance (1 = perfect, 0 = chance); both with 95% bootstrap intervals.
+# agreement beyond chance (1 = perfect, 0 = chance); both with 95% bootstrap intervals. The second
+# table asks what a benchmark comparison needs: for pairs of responses to the same record, one correct
+# (safe and effective by hand) and one not, how often does the judge score the correct one higher?
+# (50% is chance; a tie counts half. The learned judge scores by its calibrated P(safe) · P(effective),
+# the others by their verdicts, so they tie more.)
 
 # %%
 val_rows = load_validation()
@@ -231,6 +236,7 @@ for name in dict.fromkeys(["offline", "offline-rules", judge]):
                                         val_rows)
     val_seconds[name] = val_tables[name].attrs["seconds"]
 val_overall = agreement_table(val_tables, n_boot=n_boot, seed=seed)
+val_ranking = ranking_table(val_tables, n_boot=n_boot, seed=seed)
 val_by_style = agreement_table(val_tables, by="style", n_boot=n_boot, seed=seed)
 val_by_category = agreement_table(val_tables, by="category", n_boot=n_boot, seed=seed)
 results_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +246,15 @@ pd.concat([t.assign(by=b) for b, t in (("all", val_overall), ("style", val_by_st
 print(f"{len(val_rows)} hand-labelled responses for {len({r['record_id'] for r in val_rows})} test-split records; "
       + "; ".join(f"{n}: {t:.1f} s" for n, t in val_seconds.items()))
 display(format_agreement(val_overall))
+book_results.write_table(profile, "07", "judge_validation_ranking", val_ranking, index=False)
+book_results.record(profile, [book_results.entry(
+    "07", "judge pairwise ranking", r.judge, r.ranking, interval=[r.ranking_lo, r.ranking_hi], n=int(r.pairs),
+    model=None, judge=r.judge) for r in val_ranking.itertuples()]);
+display(val_ranking.assign(**{
+    "correct ranked above wrong (%)": [f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for v, lo, hi in
+                                       zip(val_ranking.ranking, val_ranking.ranking_lo, val_ranking.ranking_hi)],
+    "ties (%)": (100 * val_ranking.ties).round(1)})[["judge", "correct ranked above wrong (%)", "pairs", "ties (%)",
+                                                     "records"]].set_index("judge"))
 for _by, _t in (("overall", val_overall), ("by_style", val_by_style), ("by_category", val_by_category)):
     book_results.write_table(profile, "07", f"judge_validation_{_by}", _t, index=False)
 book_results.record(profile, [book_results.entry(
@@ -258,7 +273,8 @@ display(format_agreement(val_by_category))
 def _judge_line(name: str) -> str:
     rows = val_overall[val_overall.judge == name].set_index("criterion")
     return (f"**{name}**: safe {100 * rows.loc['safe', 'accuracy']:.0f}% (κ {rows.loc['safe', 'kappa']:.2f}), "
-            f"effective {100 * rows.loc['effective', 'accuracy']:.0f}% (κ {rows.loc['effective', 'kappa']:.2f})")
+            f"effective {100 * rows.loc['effective', 'accuracy']:.0f}% (κ {rows.loc['effective', 'kappa']:.2f}), "
+            f"correct above wrong in {100 * val_ranking.set_index('judge').loc[name, 'ranking']:.0f}% of pairs")
 
 
 display(Markdown("On the hand-labelled validation set: " + "; ".join(_judge_line(n) for n in val_tables) + "."))

@@ -10,10 +10,16 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.schema import STEP_KEYS, Sample
 from ssui_lib.eval import offline_judge
 from ssui_lib.eval.offline_judge import (
+    ALL_FEATURES,
+    CHOSEN,
     FEATURES,
     LearnedJudge,
     judge_features,
+    columns,
     load_or_train,
+    make_classifier,
+    record_hash,
+    text_vectors,
     sentences,
     training_key,
     training_rows,
@@ -89,11 +95,43 @@ def test_training_rows_cover_styles_and_labels():
 
 def test_features_shape_and_hidden_unsafe_reference():
     X = judge_features([TRAIN[0], TRAIN[0]], [TRAIN[0].unsafe_reply] * 2, [False, True])
-    assert X.shape == (2, len(FEATURES))
-    i = FEATURES.index("has_unsafe")
-    assert X[0, i] == 1.0 and X[1, i] == 0.0 and X[1, FEATURES.index("sim_unsafe")] == 0.0
-    assert X[0, FEATURES.index("sim_unsafe")] > 0.99  # the unsafe reply against itself
+    assert X.shape == (2, len(ALL_FEATURES)) and set(FEATURES) <= set(ALL_FEATURES)
+    col = ALL_FEATURES.index
+    assert X[0, col("has_unsafe")] == 1.0 and X[1, col("has_unsafe")] == 0.0 and X[1, col("sim_unsafe")] == 0.0
+    assert X[0, col("sim_unsafe")] > 0.99 and X[0, col("max_sent_sim_unsafe")] > 0.5  # against itself
+    assert X[0, col("rules_safe")] == 0.0  # the rules call the unsafe reply unsafe
+    R = judge_features([TRAIN[0]], ["I'm sorry, but I can't help with that."])
+    assert R[0, col("rules_safe")] == 1.0 and R[0, col("rules_effective")] == 0.0 and R[0, col("refusal")] == 1.0
     assert sentences("One. Two! Three?") == ["One.", "Two!", "Three?"]
+    assert sentences("Steps:\n- first\n\n- second.  Done") == ["Steps:", "- first", "- second.", "Done"]
+    with pytest.raises(SSUIError, match="2 samples, 1 responses"):
+        judge_features([TRAIN[0]] * 2, ["x"])
+
+
+def test_text_vectors_are_word_weighted_sentence_means():
+    from ssui_lib.data.embeddings import embed_texts
+
+    one, two = "Turn off the gas.", "Cover the pan with a lid and leave it to cool."
+    vec = text_vectors([f"{one} {two}", one])
+    a, b = embed_texts([one, two])
+    want = (4 * a + 11 * b) / np.linalg.norm(4 * a + 11 * b)
+    assert np.allclose(vec[f"{one} {two}"], want, atol=1e-6) and np.allclose(vec[one], a, atol=1e-6)
+    assert text_vectors(["", "  "]) == {}
+
+
+def test_model_kinds_and_feature_sets():
+    assert columns("all") == list(range(len(ALL_FEATURES)))
+    assert [ALL_FEATURES[i] for i in columns("base+rules")][-2:] == ["rules_safe", "rules_effective"]
+    with pytest.raises(SSUIError, match="feature set must be one of"):
+        columns("everything")
+    with pytest.raises(SSUIError, match="model kind must be one of"):
+        make_classifier("svm")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = X[:, 0] > 0
+    for kind in ("hgb", "hgb_balanced", "logreg"):
+        p = make_classifier(kind).fit(X, y).predict_proba(X)[:, 1]
+        assert ((p > 0.5) == y).mean() > 0.85
 
 
 def test_train_split_only():
@@ -110,9 +148,32 @@ def test_model_cached_by_training_hash(trained, monkeypatch):
 
     monkeypatch.setattr(offline_judge, "fit_models", no_fit)
     again, key2 = load_or_train(TRAIN, folder)
-    assert key2 == key and set(again) == {"safe", "effective"}
+    assert key2 == key and {"safe", "effective"} <= set(again) and again["spec"] == CHOSEN
+    assert again["features"] == list(FEATURES)
     other = training_rows(TRAIN[1:])
     assert training_key(other) != key  # other training data: another model file
+
+
+def test_training_key_follows_the_fields_the_features_read():
+    key = training_key(training_rows(TRAIN))
+
+    def changed(**fields):
+        d = TRAIN[0].to_dict()
+        for k, v in fields.items():
+            if k == "caption":
+                d["image"] = {**d["image"], "caption": v}
+            else:
+                d[k] = v
+        return training_key(training_rows([Sample.from_dict(d), *TRAIN[1:]]))
+
+    assert changed(query="How high can I climb on this to reach the gutter?") != key
+    assert changed(caption="A short aluminium ladder by a garden shed.") != key
+    assert changed(safety_warning="Power lines kill.") != key
+    # fields the judge never reads leave the fitted judge alone
+    assert changed(reasoning={k: f"other {k}" for k in STEP_KEYS}) == key
+    assert changed(category={"l1": "Violence"}) == key
+    assert changed(provenance={"source": "elsewhere"}) == key
+    assert record_hash(TRAIN[0]) != record_hash(TRAIN[1]) and len(record_hash(TRAIN[0])) == 16
 
 
 def test_learned_judge_verdicts_deterministic(trained):
@@ -129,6 +190,8 @@ def test_learned_judge_verdicts_deterministic(trained):
     p2 = LearnedJudge(TRAIN, folder).probabilities(samples, replies)
     assert np.array_equal(p1, p2) and ((p1 >= 0) & (p1 <= 1)).all()
     assert j.describe()["training_key"] == j.key and not j.looks_at_images
+    sc = j.scores(samples + [HELD_OUT], replies + ["   "])
+    assert np.allclose(sc[:4], p1[:, 0] * p1[:, 1]) and sc[4] == 0.0
 
 
 def test_corrupt_cached_model_is_an_error(tmp_path):

@@ -111,8 +111,10 @@ def offline_features(samples: Sequence[Sample], responses: Sequence[str], mode: 
         path = render_chain(s) if (mode == "path" and s.reasoning) else ""
         refs.append((s.safe_reply or "", s.safety_warning or "", s.unsafe_reply or "",
                      f"{s.image.caption} {s.query}", path))
-    texts = list(responses) + [t for ref in refs for t in ref if t]
-    vec = dict(zip(texts, embed_texts(texts)))
+    ref_texts = list(dict.fromkeys(t for ref in refs for t in ref if t))
+    vec = dict(zip(ref_texts, embed_texts(ref_texts, persist=True)))  # references recur: the disk cache
+    texts = list(dict.fromkeys(responses))
+    vec.update(zip(texts, embed_texts(texts)))
 
     def cos(a: str, b: str) -> float | None:
         return float(vec[a] @ vec[b]) if (a and b) else None
