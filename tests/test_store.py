@@ -123,3 +123,14 @@ def test_json_safe():
     assert out == {"a": None, "b": [0.5, 3, [1, None]], "c": "x", "d": None}
     assert type(out["b"][1]) is int and type(out["b"][0]) is float
     json.dumps(out, allow_nan=False)
+
+
+def test_read_json_names_the_file_on_bad_json(tmp_path):
+    from ssui_lib.core.store import read_json
+
+    good, bad = tmp_path / "g.json", tmp_path / "b.json"
+    good.write_text('{"a": [1, 2]}')
+    bad.write_text('{"a": ')
+    assert read_json(good) == {"a": [1, 2]}
+    with pytest.raises(SSUIError, match=r"b\.json: not a JSON run manifest"):
+        read_json(bad, "a JSON run manifest")

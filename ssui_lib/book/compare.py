@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ssui_lib.core.errors import SSUIError
+from ssui_lib.core.store import read_json
 
 # a decimal number as pandas writes it (sign, digits, fraction, exponent), or nan / inf
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?\b(?:nan|NaN|inf|Infinity)\b")
@@ -119,10 +120,7 @@ def read_entries(path: str | os.PathLike) -> tuple[Any, dict[tuple, dict]]:
     """(profile, {(chapter, metric, variant): entry}) of a ``results.json``; SSUIError naming the file
     and the entry for malformed JSON, a missing key field or a repeated key."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SSUIError(f"{p}: not valid JSON ({e})") from None
+    data = read_json(p)
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
         raise SSUIError(f'{p}: expected {{"profile", "entries": [...]}}')
     out: dict[tuple, dict] = {}

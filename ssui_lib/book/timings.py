@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.core.ledger import ALL_PHASES, PHASES
+from ssui_lib.core.store import read_json
 
 
 def _epoch(stamp: Any) -> float | None:
@@ -97,10 +98,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise SSUIError(f"{p}: no run manifest (run the book first: ssui book run --profile <profile>)")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SSUIError(f"{p}: not a JSON run manifest ({e})") from None
+    data = read_json(p, "a JSON run manifest")
     if not isinstance(data, dict) or not isinstance(data.get("chapters"), dict):
         raise SSUIError(f"{p}: field 'chapters': expected an object of chapters")
     return data

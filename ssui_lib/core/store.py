@@ -147,6 +147,16 @@ def write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 1, **d
 Tail = tuple[int, bytes]  # (byte offset, bytes) of a torn last line
 
 
+def read_json(path: str | os.PathLike, what: str = "valid JSON") -> Any:
+    """The JSON value in ``path``; an SSUIError "PATH: not WHAT (reason)" when it is not valid JSON
+    (the caller checks the shape and says what it expected)."""
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SSUIError(f"{p}: not {what} ({e})") from None
+
+
 def append_text(path: str | os.PathLike, text: str, *, cut: Tail | None = None) -> None:
     """Append ``text`` (whole lines) with one write, flushed and fsync'ed, on a line of its own.
     ``cut`` — a torn tail found by :func:`read_jsonl` — is first cut off, only if the file still
