@@ -77,7 +77,9 @@ variant = "loglik"  # loglik (Eq. 6) | odds_ratio (ORPO / RPO form)
 beta = 0.1  # DPO's β, ORPO's weight on the odds-ratio term
 lr = 5e-5
 batch_size = 8
-epochs = 1
+epochs = 1  # epochs of DPO / ORPO / SRPO (SFT: sft_epochs)
+sft_epochs = 1  # epochs of SFT over the whole train split
+init_from = ""  # "sft": DPO, ORPO and SRPO start from SFT's adapter (two-stage); "": from the base model, as the paper
 max_steps = 0  # stop after this many optimizer steps, 0 for the full epochs
 lora_rank = 8
 max_len = 0  # truncate training rows to this many tokens, 0 for no truncation
@@ -139,15 +141,35 @@ for fn in (losses.ref_nll, losses.align_loss, losses.srpo_objective):
 # six-step instructions and the question, without the exemplars D_c that guided exploration —
 # because SRPO's losses are log p(τ | Q) (Eq. 5–6), and this is also the prompt of the held-out
 # evaluation below.
+#
+# **Where training starts.** With `init_from = "sft"` (the `cpu` profile) SFT is trained first and
+# DPO, ORPO and SRPO each continue from its adapter on their own data (the explored samples or
+# pairs): the usual two-stage recipe, SFT then preference optimisation, with DPO's reference model
+# π_ref the SFT model. The paper trains each method from Qwen2.5-VL, which already follows
+# instructions. The 135M embedded model does not know the six-step format: trained from the base on
+# the few explored samples, DPO, ORPO and SRPO wrote no verdict line in any held-out chain (the
+# first `cpu` run), so the comparison measured the format and nothing else. Started from SFT, a
+# method's difference from SFT is what its own objective adds on top of SFT; chapter 06's λ = 0 run
+# (J_ref alone, the same samples and steps) separates "more training on the explored samples" from
+# J_align. With `init_from = ""` every method starts from the base model, as in the paper.
 
 # %%
+if init_from not in ("", "sft"):
+    raise SSUIError(f"parameter 'init_from': expected \"\" or \"sft\", got {init_from!r}")
+if init_from == "sft" and "sft" not in methods:
+    raise SSUIError("parameter 'init_from': \"sft\" needs \"sft\" in 'methods' (it is trained first)")
+if init_from:
+    methods = ["sft"] + [m for m in methods if m != "sft"]
+start_adapter = str(results_dir / "adapters" / "sft" / "adapter") if init_from else None
 cfgs = {m: TrainConfig(method=m, lam=lam, k=k, variant=variant, beta=beta, lr=lr, batch_size=batch_size,
-                       epochs=epochs, max_steps=max_steps or None, lora_rank=lora_rank, max_len=max_len or None,
-                       seed=seed) for m in methods}
+                       epochs=sft_epochs if m == "sft" else epochs, max_steps=max_steps or None,
+                       lora_rank=lora_rank, max_len=max_len or None, seed=seed,
+                       init_adapter=start_adapter if m != "sft" else None) for m in methods}
 examples = {m: load_exploration(data_dir, m, dataset=train_dataset or None) for m in methods}
 display(pd.DataFrame([{"method": m.upper(), "examples": len(ex), "pairs": sum(len(e.pairs) for e in ex),
                        "samples": len({e.sample_id for e in ex}),
-                       "optimizer steps": min(-(-len(ex) // batch_size) * epochs, max_steps or 10**9)}
+                       "starts from": "SFT's adapter" if cfgs[m].init_adapter else "the base model",
+                       "optimizer steps": min(-(-len(ex) // batch_size) * cfgs[m].epochs, max_steps or 10**9)}
                       for m, ex in examples.items()]).set_index("method"))
 
 # %% [markdown]

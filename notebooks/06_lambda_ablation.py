@@ -57,6 +57,7 @@ variant = "loglik"  # loglik (Eq. 6) | odds_ratio
 lr = 5e-5
 batch_size = 8
 epochs = 1
+init_from = ""  # "sft": every λ starts from chapter 05's SFT adapter (as chapter 05's SRPO does with init_from = "sft")
 max_steps = 0  # 0 for the full epochs
 lora_rank = 8
 max_len = 0  # 0 for no truncation
@@ -104,9 +105,16 @@ if only_paired and not pair_rows:
     print(f"exploration {data_dir} found no contrastive pair: J_align is zero for every sample and λ changes "
           "nothing; training on all explored samples (J_ref only) so that the sweep still runs")
     only_paired = False
+if init_from not in ("", "sft"):
+    raise SSUIError(f"parameter 'init_from': expected \"\" or \"sft\", got {init_from!r}")
+start_adapter = Path("results") / profile / "05" / "adapters" / "sft" / "adapter"
+if init_from and not (start_adapter / "adapter_model.safetensors").is_file():
+    raise SSUIError(f"parameter 'init_from': {start_adapter} is missing: run chapter 05 first "
+                    f"(ssui book run --profile {profile} --chapters 05)")
 summaries, train_s = {}, {}
 for lam in lambdas:
     cfg = TrainConfig(method="srpo", lam=lam, k=k, variant=variant, lr=lr, batch_size=batch_size, epochs=epochs,
+                      init_adapter=str(start_adapter) if init_from else None,
                       max_steps=max_steps or None, lora_rank=lora_rank, max_len=max_len or None, seed=seed)
     t0 = time.time()
     summaries[lam] = train_run(model, data_dir, cfg, results_dir / f"lambda_{lam:g}", dataset=train_dataset or None,

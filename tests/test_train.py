@@ -399,3 +399,40 @@ def test_cli_trains_the_embedded_model_end_to_end(tmp_path):
     assert summary["model"]["name"] == "embedded" and math.isfinite(summary["final_loss"])
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert main(["train", "--method", "srpo", "--data", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- starting from an adapter
+
+
+def test_a_run_can_start_from_another_runs_adapter(tiny_lm, tmp_path):
+    """init_adapter: the new run starts with the given adapter's LoRA weights (a tiny learning rate
+    leaves them almost unchanged), and DPO's π_ref is that starting model (first reward margin 0)."""
+    sft = train(fresh(tiny_lm), build_examples("sft", {"a": REF}, [], lambda s: prompt("q")),
+                TrainConfig(method="sft", lr=5e-2, batch_size=1, max_steps=2), tmp_path / "sft", progress=False)
+    start = tmp_path / "sft" / "adapter"
+    init = adapter_tensors(start)
+    assert any(v.abs().sum() > 0 for k, v in init.items() if "lora_B" in k)  # SFT moved B away from 0
+    train(fresh(tiny_lm), examples(), TrainConfig(method="srpo", lr=1e-9, batch_size=2, max_steps=1,
+                                                   init_adapter=str(start)), tmp_path / "srpo", progress=False)
+    after = adapter_tensors(tmp_path / "srpo" / "adapter")
+    assert init.keys() == after.keys()
+    assert all(torch.allclose(init[k], after[k], atol=1e-6) for k in init)
+    dpo = build_examples("dpo", {}, [p for e in examples() for p in e.pairs], lambda s: prompt("q"))
+    s = train(fresh(tiny_lm), dpo, TrainConfig(method="dpo", lr=1e-9, batch_size=len(dpo), max_steps=1,
+                                                lora_dropout=0.0, init_adapter=str(start)), tmp_path / "dpo", progress=False)
+    log = [json.loads(x) for x in (tmp_path / "dpo" / "log.jsonl").read_text().splitlines()]
+    assert abs(log[0]["margin"]) < 1e-5 and abs(log[0]["loss"] - math.log(2)) < 1e-5
+    assert "+" in s["data_fingerprint"]  # the start adapter's weights are part of the run's key
+
+
+def test_a_mismatched_or_missing_start_adapter_is_a_clear_error(tiny_lm, tmp_path):
+    train(fresh(tiny_lm), build_examples("sft", {"a": REF}, [], lambda s: prompt("q")),
+          TrainConfig(method="sft", batch_size=1, max_steps=1), tmp_path / "sft", progress=False)
+    with pytest.raises(SSUIError, match="init_adapter.*r = 8, this run's is 4"):
+        train(fresh(tiny_lm), examples(), TrainConfig(lora_rank=4, max_steps=1, init_adapter=str(tmp_path / "sft" / "adapter")),
+              tmp_path / "x", progress=False)
+    with pytest.raises(SSUIError, match="init_adapter.*does not exist"):
+        train(fresh(tiny_lm), examples(), TrainConfig(max_steps=1, init_adapter=str(tmp_path / "nowhere")),
+              tmp_path / "y", progress=False)
+    with pytest.raises(SSUIError, match="init_adapter"):
+        TrainConfig(init_adapter="")

@@ -40,6 +40,8 @@ def add_commands(sub) -> None:
     p.add_argument("--lora-dropout", type=float, default=0.05)
     p.add_argument("--max-len", type=int)
     p.add_argument("--save-every", type=int, default=50)
+    p.add_argument("--init-adapter", metavar="DIR", help="start from this LoRA adapter folder (e.g. an SFT run's "
+                   "OUT/adapter) instead of a fresh adapter; DPO's reference model is then base + this adapter")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--mixed-precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast of the forward passes; auto: the accelerate launcher's choice, else bf16 on a "
@@ -86,7 +88,7 @@ def _cmd_train(a) -> int:
                       max_steps=a.max_steps, lr=a.lr, batch_size=a.batch_size, lora_rank=a.lora_rank,
                       lora_dropout=a.lora_dropout,
                       max_len=a.max_len, save_every=a.save_every, seed=a.seed, mixed_precision=a.mixed_precision,
-                      gradient_checkpointing=a.gradient_checkpointing)
+                      gradient_checkpointing=a.gradient_checkpointing, init_adapter=a.init_adapter)
     if not (Path(a.data) / "trees.jsonl").is_file():  # before the model load: fail in milliseconds
         raise SSUIError(f"--data {a.data}: no trees.jsonl there (an exploration output folder: ssui explore --out DIR)")
     state = process_state()  # under accelerate launch: this process's device, before the model loads onto it

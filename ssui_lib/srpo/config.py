@@ -17,7 +17,7 @@ PRECISIONS = ("auto", "no", "bf16")
 # needs: gradient checkpointing recomputes the same activations), not what it computes.
 _RESUME_FREE = ("max_steps", "save_every", "gradient_checkpointing")
 # Fields added later, left out of the resume key at their default: checkpoints written before them still resume.
-_KEY_DEFAULTS = {"mixed_precision": "auto"}
+_KEY_DEFAULTS = {"mixed_precision": "auto", "init_adapter": None}
 
 
 # ----------------------------------------------------------------------------- config
@@ -76,6 +76,9 @@ class TrainConfig:
     save_every: int = 50  # checkpoint every this many optimizer steps (and at the end)
     mixed_precision: str = "auto"  # auto | no | bf16 (srpo/distributed.py: bf16 autocast of the forward passes)
     gradient_checkpointing: bool = False  # recompute activations in the backward pass (less memory, more time)
+    # start from this LoRA adapter folder (e.g. the SFT run's ``adapter/``) instead of a fresh adapter; same
+    # rank, alpha and targets. DPO's reference model π_ref is then the starting model (base + this adapter).
+    init_adapter: str | None = None
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)
@@ -101,6 +104,8 @@ class TrainConfig:
         for flag in ("ref_eos", "gradient_checkpointing"):
             if not isinstance(getattr(self, flag), bool):
                 raise SSUIError(f"train config: field '{flag}': expected true or false, got {getattr(self, flag)!r}")
+        if self.init_adapter is not None and not (isinstance(self.init_adapter, str) and self.init_adapter):
+            raise SSUIError(f"train config: field 'init_adapter': expected an adapter folder path, got {self.init_adapter!r}")
         tm = self.target_modules
         if tm is not None and not (isinstance(tm, str) and tm) and not (
                 isinstance(tm, (list, tuple)) and tm and all(isinstance(x, str) and x for x in tm)):

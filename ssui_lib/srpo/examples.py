@@ -75,6 +75,19 @@ def data_fingerprint(examples: Sequence[TrainExample]) -> str:
     return h.hexdigest()[:16]
 
 
+def run_fingerprint(examples: Sequence[TrainExample], init_adapter: str | os.PathLike | None = None) -> str:
+    """What a resumed or reused run must share besides its configuration: the training data and,
+    when it starts from an adapter (``TrainConfig.init_adapter``), that adapter's weights, so a run
+    started from an SFT adapter that has since been retrained is stale."""
+    key = data_fingerprint(examples)
+    if init_adapter is None:
+        return key
+    f = Path(init_adapter) / "adapter_model.safetensors"
+    if not f.is_file():
+        raise SSUIError(f"train config: field 'init_adapter': {f} does not exist (train the adapter to start from first)")
+    return key + "+" + hashlib.sha256(f.read_bytes()).hexdigest()[:12]
+
+
 
 # ----------------------------------------------------------------------------- from an exploration folder
 

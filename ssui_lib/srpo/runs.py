@@ -28,7 +28,7 @@ from ssui_lib.eval.heldout import adapter_fingerprint, heldout_eval
 from ssui_lib.models import LazyModel, ModelSpec, is_vlm_folder, parse_model_name
 from ssui_lib.models.embedded import ensure_converted
 from ssui_lib.srpo.config import TrainConfig, config_key
-from ssui_lib.srpo.examples import data_fingerprint, load_exploration
+from ssui_lib.srpo.examples import load_exploration, run_fingerprint
 from ssui_lib.srpo.train import load_trainable, train
 
 
@@ -98,7 +98,7 @@ def train_run(model_name: str | ModelSpec, data_dir: str | os.PathLike, cfg: Tra
         raise SSUIError(f"{data_dir}: no training examples for method {cfg.method!r}"
                         + (" (dpo/orpo need samples with at least one positive and one negative path)"
                            if cfg.method in ("dpo", "orpo") or only_paired else ""))
-    key = data_fingerprint(examples)
+    key = run_fingerprint(examples, cfg.init_adapter)
     done = finished_summary(out_dir, cfg, key)
     if done is not None:
         return {**done, "reused": True}

@@ -10,8 +10,12 @@ below where they are baselines only):
   length-averaged log-probs.
 - ``sft``   J_ref only, on every sample (λ = 0, no pairs): the same loop.
 - ``dpo``   one example per explored pair, whole paths (τ_1:i−1 ⊕ continuation) as chosen / rejected:
-  −log σ(β · [(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))]), π_ref = the base model
-  (the LoRA adapter switched off).
+  −log σ(β · [(log π(c) − log π_ref(c)) − (log π(r) − log π_ref(r))]), π_ref = the starting model:
+  the base model (the LoRA adapter switched off), or, with ``init_adapter``, base + that adapter.
+
+Any method can start from a trained adapter (``TrainConfig.init_adapter``, e.g. SFT's): the `cpu`
+profile trains DPO, ORPO and SRPO on top of SFT, the usual two-stage recipe for a model that
+does not yet know the output format.
 - ``orpo``  one example per explored pair: NLL(chosen) + β · (−log σ(log odds(c) − log odds(r))).
 
 Why our own loop and not TRL's DPOTrainer / ORPOTrainer (trl 1.16): TRL's DPOTrainer does run here
@@ -51,7 +55,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model
+from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ssui_lib.core import ledger
@@ -64,7 +69,7 @@ from ssui_lib.models.trainable import Row, TrainableBackend
 from ssui_lib.srpo.checkpoints import _read_log, load_checkpoint, save_checkpoint
 from ssui_lib.srpo.config import TrainConfig
 from ssui_lib.srpo.distributed import Processes, enable_gradient_checkpointing
-from ssui_lib.srpo.examples import TrainExample, data_fingerprint
+from ssui_lib.srpo.examples import TrainExample, run_fingerprint
 from ssui_lib.srpo.losses import (
     VARIANTS, dpo_loss, orpo_align_loss, orpo_loss, ref_nll, sequence_logps, srpo_objective,
     token_logps_from_logits,
@@ -195,7 +200,8 @@ def example_terms(cm, cfg: TrainConfig, ex: TrainExample) -> Iterable[tuple[torc
     rows = [Row(ex.prompt, p.prefix + p.pos), Row(ex.prompt, p.prefix + p.neg)]
     scored = score_rows(cm, rows, cfg.max_len)
     if m == "dpo":
-        ref = _reference_rows(cm, rows, cfg.max_len)
+        cache = getattr(cm, "reference_logps", None)
+        ref = cache[_pair_key(ex, p)] if cache is not None else _reference_rows(cm, rows, cfg.max_len)
         lp = _sums(scored)
         loss = dpo_loss(lp[:1], lp[1:], ref[:1], ref[1:], cfg.beta)[0]
         margin = ((lp[0] - ref[0]) - (lp[1] - ref[1])).item()
@@ -274,6 +280,49 @@ def attach_lora(cm, cfg: TrainConfig):
     return cm.model
 
 
+def load_init_adapter(model, cfg: TrainConfig) -> None:
+    """Copy the LoRA weights of ``cfg.init_adapter`` (a peft ``save_pretrained`` folder) into the
+    freshly attached adapter: training then starts from that adapter (e.g. SFT's). Its rank, alpha
+    and targets must be this run's; SSUIError names what differs."""
+    folder = Path(cfg.init_adapter)
+    conf_path = folder / "adapter_config.json"
+    if not conf_path.is_file():
+        raise SSUIError(f"train config: field 'init_adapter': {conf_path} does not exist")
+    conf = json.loads(conf_path.read_text(encoding="utf-8"))
+    mine = model.peft_config["default"]
+    for field, want in (("r", mine.r), ("lora_alpha", mine.lora_alpha)):
+        if conf.get(field) != want:
+            raise SSUIError(f"train config: field 'init_adapter': {conf_path}: {field} = {conf.get(field)!r}, "
+                            f"this run's is {want!r}")
+    if sorted(conf.get("target_modules") or []) != sorted(mine.target_modules or []):
+        raise SSUIError(f"train config: field 'init_adapter': {conf_path}: target_modules "
+                        f"{sorted(conf.get('target_modules') or [])} differ from this run's {sorted(mine.target_modules)}")
+    weights = load_file(str(folder / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(model, weights)
+    missing = [k for k in result.missing_keys if "lora_" in k]
+    if result.unexpected_keys or missing:
+        raise SSUIError(f"train config: field 'init_adapter': {folder}: the adapter does not fit this model "
+                        f"({(result.unexpected_keys or missing)[0]})")
+
+
+def _pair_key(ex: TrainExample, p) -> tuple:
+    return (ex.sample_id, p.step, p.prefix, p.pos, p.neg)
+
+
+def reference_logps(cm, examples: Sequence[TrainExample], cfg: TrainConfig) -> dict[tuple, torch.Tensor]:
+    """DPO's π_ref log-likelihoods (chosen, rejected) of every pair under the model as it is now."""
+    out = {}
+    was_training = cm.model.training
+    cm.model.eval()  # no LoRA dropout in π_ref
+    with torch.no_grad():
+        for ex in examples:
+            for p in ex.pairs:
+                rows = [Row(ex.prompt, p.prefix + p.pos), Row(ex.prompt, p.prefix + p.neg)]
+                out[_pair_key(ex, p)] = _sums(score_rows(cm, rows, cfg.max_len)).detach()
+    cm.model.train(was_training)
+    return out
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
@@ -336,13 +385,21 @@ def train(cm, examples: Sequence[TrainExample], cfg: TrainConfig, out_dir: str |
                            if cfg.method in ("dpo", "orpo") else ""))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data_key = data_fingerprint(examples)
+    data_key = run_fingerprint(examples, cfg.init_adapter)
     procs = Processes(cfg)  # this process, alone or one of several under accelerate launch (srpo/distributed.py)
     if cfg.gradient_checkpointing:
         enable_gradient_checkpointing(cm)
     model = attach_lora(cm, cfg)
+    if cfg.init_adapter is not None:
+        load_init_adapter(model, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     procs.place(model, params)
+    cm.reference_logps = None
+    if cfg.method == "dpo" and cfg.init_adapter is not None:
+        # π_ref is the starting model (base + init adapter), not the base: its log-likelihoods are
+        # computed once, before any step (and before a checkpoint is loaded), as TRL's
+        # precompute_ref_log_probs does; switching the adapter off would give the base model instead.
+        cm.reference_logps = reference_logps(cm, examples, cfg)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     n_total = total_steps(len(examples), cfg)
 
