@@ -78,7 +78,9 @@ from ssui_lib.book import results as book_results
 from ssui_lib.data.bundled import load_dataset
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.explore import load_pairs
+from ssui_lib.eval import paired
 from ssui_lib.eval.heldout import compare, results_frame
+from ssui_lib.eval.heldout_items import item_verdicts
 from ssui_lib.eval.judge import resolve_judge
 from ssui_lib.models import SamplingParams
 from ssui_lib.srpo.runs import exploration_data, heldout_variants, read_log, train_run
@@ -183,6 +185,35 @@ display(Markdown(
     + ", ".join(f"λ = {lam:g} {v}" for lam, v in verdicts.items())
     + (". No λ is distinguishable from the paper's choice on these samples."
        if all(v in ("indistinguishable", "undefined") for v in verdicts.values()) else ".")))
+
+# %% [markdown]
+# ## Paired comparisons between λ values
+#
+# Every λ answered the same held-out items, so each λ is compared item by item with a reference:
+# λ = 0 when the sweep has it — J_ref alone on the same samples, batches and steps, the control
+# that separates "more training on the explored samples" from J_align — else the paper's λ.
+# The difference in verdict accuracy has a paired bootstrap 95% interval and an exact McNemar
+# test (`ssui_lib.eval.paired`), for the model's own verdicts and, with `force_verdict`, the forced ones.
+
+# %%
+control = 0.0 if 0.0 in results else paper_lambda if paper_lambda in results else lambdas[0]
+readings = ("unforced", "forced") if force_verdict else ("unforced",)
+lam_items = {f"λ = {lam:g}": item_verdicts(test, results_dir / "eval" / f"lambda_{lam:g}") for lam in results}
+lam_paired = pd.concat([paired.comparison_frame(al, name, [f"λ = {control:g}"], n_boot=n_boot, seed=seed).assign(reading=rd)
+                        for rd in readings
+                        for al in [paired.align({n: it[f"correct_{rd}"].to_dict() for n, it in lam_items.items()})]
+                        for name in lam_items if name != f"λ = {control:g}"]
+                       or [pd.DataFrame(columns=paired.COLUMNS + ["reading"])], ignore_index=True)
+display(lam_paired.style.format({c: "{:+.1%}" for c in ("diff", "lo", "hi")} | {"acc_a": "{:.1%}", "acc_b": "{:.1%}",
+                                                                                 "p": "{:.3g}"}).hide(axis="index"))
+display(Markdown("\n".join(f"* {row['reading']}: " + paired.describe(row) for _, row in lam_paired.iterrows())))
+book_results.write_table(profile, "06", "paired", lam_paired, index=False)
+judge_name = next(iter(results.values()))["judge"]
+book_results.record(profile, [e for _, row in lam_paired.iterrows() for e in (
+    book_results.entry("06", f"verdict accuracy difference ({row['reading']})", f"{row['a']} - {row['b']}", row["diff"],
+                       interval=[row["lo"], row["hi"]], n=row["n"], model=model, judge=judge_name),
+    book_results.entry("06", f"McNemar exact p ({row['reading']})", f"{row['a']} - {row['b']}", row["p"], n=row["n"],
+                       model=model, judge=judge_name))]);
 
 # %% [markdown]
 # Read this figure with its error bars, and the "verdicts" column of the table: a model that
