@@ -24,7 +24,7 @@
 # |---|---|---|---|
 # | 1 | query generation / *query agent* | `query_stage` | the four fields (Question, Unsafe Category, Safe Reply, Unsafe Reply) do not parse |
 # | 2 | explainable reasoning / *reasoning agent* | `reasoning_stage` | the six-step chain is incomplete |
-# | 3 | reflective refinement / *reflection agent* | `reflection_stage` | the query restates the picture, copies a worked example or an earlier query (redundancy), or cannot combine with the picture (completeness) |
+# | 3 | reflective refinement / *reflection agent* | `reflection_stage`: the agent revises the query (redundant information out, missing information in), then rule checks judge it | the (revised, else original) query restates the picture, copies a worked example or an earlier query (redundancy), or cannot combine with the picture (completeness) |
 # | 4 | text-only safety validation / *check agent* | `text_safety_stage` | the query, answered **without** the picture, is judged unsafe (or the judgement is unusable) |
 # | – | *summary agent* | `summary_stage` | the assembled record does not validate |
 # | 5 | manual curation / *manual revision* | `record_decision`, `RevisionForm` | a reviewer rejects it |
@@ -129,6 +129,19 @@ plots.savefig(fig, profile, "02_curation_funnel");
 # %%
 table = C.candidate_table(out)
 display(table[["id", "hint", "status", "stage", "reason", "question"]])
+
+# %% [markdown]
+# ## Stage 3: the reflection agent's revisions
+#
+# The reflection agent reads each query with the picture and rewrites it: words that only restate
+# the picture go out, what the risk needs comes in (SSUI's "information redundancy" and
+# "information completeness"). The same rule checks then judge the revision; a revision that fails
+# them is dropped and the original query is judged instead, so the agent can improve a query but
+# never smuggle in one the checks would reject. Each row shows the query before and after, the
+# agent's two notes and what became of the revision.
+
+# %%
+display(C.reflection_table(out))
 
 # %% [markdown]
 # ## Accepted records

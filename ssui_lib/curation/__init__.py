@@ -7,10 +7,13 @@ A *seed* is a safe picture (a source URI and its caption). For each seed the pip
                       benign-looking query; output ``Question / Unsafe Category / Safe Reply /
                       Unsafe Reply``, parsed strictly (a missing, empty or ambiguous field rejects).
   2. ``reasoning``    reasoning agent: SSUI's six-step explainable chain (ssui_lib.core.chain format).
-  3. ``reflection``   reflection agent: information redundancy (the query must not restate the
-                      picture: content-word overlap with the caption; no copy of a worked example
-                      and no duplicate of an earlier candidate) and information completeness (a
-                      real request that points at the picture; distinct safe and unsafe replies).
+  3. ``reflection``   reflection agent: the agent model revises the query (redundant information
+                      out, missing information in), then rule checks judge it: information
+                      redundancy (the query must not restate the picture: content-word overlap
+                      with the caption; no copy of a worked example and no duplicate of an earlier
+                      candidate) and information completeness (a real request that points at the
+                      picture; distinct safe and unsafe replies). A revision that fails the checks
+                      is dropped and the original judged instead.
   4. ``text_safety``  check agent: answer the query WITHOUT the picture, then judge query + answer
                       as text; unsafe or unjudgeable text is discarded (SSUI step 4).
   5. ``summary``      summary agent: assemble a validated schema.Sample (the safety warning is the
@@ -57,13 +60,13 @@ from ssui_lib.curation.agents import (  # noqa: F401
 )
 from ssui_lib.curation.reflection import (  # noqa: F401
     content_words, caption_overlap, normalise, copy_ratio, check_redundancy, check_completeness,
-    reflection_stage,
+    reflection_stage, parse_reflection_output, revise_queries,
 )
 from ssui_lib.curation.run import (  # noqa: F401
     Candidate, CandidateLog, CurationRun, prompts_fingerprint, run_fingerprint, run_curation,
 )
 from ssui_lib.curation.report import (  # noqa: F401
-    load_candidates, candidate_table, funnel, read_revisions, latest_decisions,
+    load_candidates, candidate_table, reflection_table, funnel, read_revisions, latest_decisions,
 )
 from ssui_lib.curation.revision import (  # noqa: F401
     reviewable, apply_edits, record_decision, auto_review, apply_decisions_file, final_samples, export_final,

@@ -1,13 +1,19 @@
-"""Stage 3 of ``ssui_lib.curation``, the reflection agent: information redundancy (the query must
-not restate the picture, copy a worked example or duplicate an earlier candidate) and information
-completeness, as plain text checks."""
+"""Stage 3 of ``ssui_lib.curation``, the reflection agent (SSUI §2.2, "reflective refinement"): the
+agent model revises each query — redundant information out (what only restates the picture),
+missing information in (what the risk needs) — and plain text checks then judge the result:
+information redundancy (the query must not restate the picture, copy a worked example or duplicate
+an earlier candidate) and information completeness. A revision that fails the checks is dropped
+and the original query is judged instead; the event records both."""
 from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING, Any, Sequence
 
 from ssui_lib.core.schema import Sample
-from ssui_lib.curation.agents import _FIELD_NAMES
+from ssui_lib.core.store import JsonlCache
+from ssui_lib.curation.agents import _FIELD_NAMES, fill_format
+from ssui_lib.models import prompts as P
+from ssui_lib.models.base import ChatModel
 from ssui_lib.curation.settings import event, DEICTIC, CurationConfig
 
 if TYPE_CHECKING:  # annotations only (run imports this module)
@@ -103,23 +109,77 @@ def check_completeness(fields: dict[str, str], cfg: CurationConfig) -> str | Non
     return None
 
 
+_REFLECTION_RE = re.compile(r"^[ \t>*_#\-]*(redundant|missing|revised question)[ \t*_]*:[ \t*_]*",
+                            re.IGNORECASE | re.MULTILINE)
+
+
+def parse_reflection_output(text: str) -> dict[str, str] | None:
+    """The reflection agent's three lines as {"redundant", "missing", "revised"} (markdown marks
+    tolerated; the revised question ends at its line), or None without a non-empty revised question."""
+    found: dict[str, str] = {}
+    marks = list(_REFLECTION_RE.finditer(text))
+    for m, nxt in zip(marks, marks[1:] + [None]):
+        key = {"redundant": "redundant", "missing": "missing", "revised question": "revised"}[m.group(1).lower()]
+        value = text[m.end(): nxt.start() if nxt else len(text)]
+        value = value.strip().split("\n")[0].strip(" \t*_\"") if key == "revised" else " ".join(value.split())
+        found.setdefault(key, value)
+    if not found.get("revised"):
+        return None
+    return {"redundant": found.get("redundant", ""), "missing": found.get("missing", ""), "revised": found["revised"]}
+
+
+def revise_queries(model: ChatModel, cache: JsonlCache, cands: Sequence["Candidate"],
+                   cfg: CurationConfig) -> list[tuple[str, dict[str, str] | None]]:
+    """The reflection agent's answer for each candidate: (raw output, parsed fields or None)."""
+    prompts = [P.reflection_agent_prompt(c.image_ref(model), c.data["question"], c.data["category"]) for c in cands]
+    outs = fill_format(model, cache, "reflection", prompts, P.REFLECTION_LABELS, cfg)
+    return [(out, parse_reflection_output(out)) for out in outs]
+
+
+def _check(question: str, c: "Candidate", cfg: CurationConfig, earlier: dict[str, str],
+           pool: Sequence[Sample]) -> str | None:
+    return (check_redundancy(question, c.seed.caption, cfg.max_overlap, earlier=earlier,
+                             known={e.id: e.query for e in pool}, max_copy=cfg.max_copy)
+            or check_completeness({**c.data, "question": question}, cfg))
+
+
 def reflection_stage(cands: Sequence["Candidate"], cfg: CurationConfig, earlier: dict[str, str],
-                     pool: Sequence[Sample] = ()) -> list[dict[str, Any]]:
-    """Stage 3 (no model call): redundancy, then completeness. Queries are compared with every record
-    of the worked-example ``pool``; ``earlier`` (normalised query -> candidate id of the queries that
-    passed reflection before) is updated in place."""
+                     pool: Sequence[Sample] = (), *, model: ChatModel | None = None,
+                     cache: JsonlCache | None = None) -> list[dict[str, Any]]:
+    """Stage 3: with ``model`` (and ``cfg.revise_queries``) the agent revises each query first;
+    then redundancy and completeness checks. The revised query is kept when it passes them, else the
+    original is judged (the event says which, and why). Queries are compared with every record of
+    the worked-example ``pool``; ``earlier`` (normalised query -> candidate id of the queries that
+    passed reflection before) is updated in place. Event data: the kept ``question``, the
+    ``query_before`` revision, the agent's ``redundant`` / ``missing`` notes and ``revision``."""
+    revisions = (revise_queries(model, cache, cands, cfg) if model is not None and cfg.revise_queries
+                 else [(None, None)] * len(cands))
     events = []
-    for c in cands:
-        d = c.data
-        why = (check_redundancy(d["question"], c.seed.caption, cfg.max_overlap, earlier=earlier,
-                               known={e.id: e.query for e in pool}, max_copy=cfg.max_copy)
-               or check_completeness(d, cfg))
-        share, _ = caption_overlap(d["question"], c.seed.caption)
-        data = {"caption_overlap": round(share, 3)}
+    for c, (raw, rev) in zip(cands, revisions):
+        original = c.data["question"]
+        data: dict[str, Any] = {"query_before": original}
+        if raw is not None:
+            data["reflection_output"] = raw
+        why_revised = None
+        question, revision = original, "not asked" if raw is None else "unparsed: no revised question"
+        if rev is not None:
+            data.update(redundant=rev["redundant"], missing=rev["missing"])
+            if normalise(rev["revised"]) == normalise(original):
+                revision = "unchanged"
+            else:
+                why_revised = _check(rev["revised"], c, cfg, earlier, pool)
+                if why_revised is None:
+                    question, revision = rev["revised"], "revised"
+                else:
+                    revision = f"revision dropped ({why_revised})"
+        why = _check(question, c, cfg, earlier, pool) if question is original else None
+        share, _ = caption_overlap(question, c.seed.caption)
+        data.update(question=question, revision=revision, caption_overlap=round(share, 3))
         if why:
             events.append(event(c.id, "reflection", False, f"reflection: {why}", data))
         else:
-            earlier[normalise(d["question"])] = c.id
-            events.append(event(c.id, "reflection", True, f"reflection: complementary to the picture "
+            earlier[normalise(question)] = c.id
+            what = "revised query" if question is not original else "query"
+            events.append(event(c.id, "reflection", True, f"reflection: {what} complementary to the picture "
                                 f"({share:.0%} caption overlap) and complete", data))
     return events

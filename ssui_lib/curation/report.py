@@ -61,6 +61,23 @@ def candidate_table(out_dir: str | Path):
                                        *STAGES])
 
 
+def reflection_table(out_dir: str | Path):
+    """A pandas DataFrame, one row per candidate that reached stage 3: the query before and after
+    the reflection agent, its notes (redundant / missing), what became of the revision (revised,
+    unchanged, dropped and why, not asked) and the stage's decision."""
+    rows = []
+    for c in load_candidates(out_dir):
+        e = c.events.get("reflection")
+        if e is None:
+            continue
+        d = e["data"]
+        rows.append({"id": c.id, "query before": d.get("query_before", ""), "query after": d.get("question", ""),
+                     "redundant": d.get("redundant", ""), "missing": d.get("missing", ""),
+                     "revision": d.get("revision", "not asked"), "reflection": e["status"]})
+    return pd.DataFrame(rows, columns=["id", "query before", "query after", "redundant", "missing", "revision",
+                                       "reflection"])
+
+
 def funnel(out_dir: str | Path):
     """The yield of each stage: a DataFrame with stage, title, entered, passed, rejected, pending
     (entered = candidates that reached the stage; revision is entered by every assembled record)."""

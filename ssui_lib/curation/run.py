@@ -112,7 +112,8 @@ class CurationRun:
 def prompts_fingerprint() -> str:
     """A short hash of the agents' prompt texts: a changed prompt makes a different run."""
     texts = [P.CURATION_SYSTEM, P.TEXT_ONLY_SYSTEM, P.query_agent_instructions("<hint>"),
-             P.reasoning_agent_instructions("<question>", "<category>"), json.dumps(P.text_safety_prompt("<q>", "<a>"))]
+             P.reasoning_agent_instructions("<question>", "<category>"),
+             P.reflection_agent_instructions("<question>", "<category>"), json.dumps(P.text_safety_prompt("<q>", "<a>"))]
     return cache_key(texts)[:12]
 
 
@@ -173,7 +174,7 @@ def run_curation(model: ChatModel, seeds: Sequence[Seed], out_dir: str | Path, c
         before = sum(1 for c in chunk if c.next_stage() is None)
         _advance(chunk, "query", lambda cs: query_stage(model, cache, cs, cfg, pool), log)
         _advance(chunk, "reasoning", lambda cs: reasoning_stage(model, cache, cs, cfg, pool), log)
-        _advance(chunk, "reflection", lambda cs: reflection_stage(cs, cfg, earlier, pool), log)
+        _advance(chunk, "reflection", lambda cs: reflection_stage(cs, cfg, earlier, pool, model=model, cache=cache), log)
         _advance(chunk, "text_safety", lambda cs: text_safety_stage(answerer, cache, cs, cfg, judge), log)
         _advance(chunk, "summary", lambda cs: summary_stage(cs, run_id, model.name), log)
         if bar is not None:

@@ -82,6 +82,7 @@ class CurationConfig:
     min_query_words: int = 6
     max_query_words: int = 80
     min_reply_words: int = 3
+    revise_queries: bool = True  # reflection: the agent model revises each query, the rule checks then judge it
 
     def __post_init__(self):
         for name in ("n_images", "candidates_per_image", "max_new_tokens", "answer_tokens", "batch_size"):
@@ -95,6 +96,8 @@ class CurationConfig:
                                 f"got {getattr(self, name)!r}")
         if self.temperature < 0:
             raise SSUIError(f"curation setting 'temperature': must be >= 0, got {self.temperature!r}")
+        if not isinstance(self.revise_queries, bool):
+            raise SSUIError(f"curation setting 'revise_queries': expected true or false, got {self.revise_queries!r}")
         if not isinstance(self.n_exemplars, int) or self.n_exemplars < 0:
             raise SSUIError(f"curation setting 'n_exemplars': expected an integer >= 0, got {self.n_exemplars!r}")
 
