@@ -33,8 +33,7 @@ from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo import distributed
 from ssui_lib.srpo.config import TrainConfig, config_key
 from ssui_lib.srpo.distributed import (
-    Processes, combine_parts, enable_gradient_checkpointing, process_state, refuse_sharded_launch,
-    resolve_precision,
+    Processes, combine_parts, enable_gradient_checkpointing, process_state, resolve_precision,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,9 +91,9 @@ def jsonl(path: Path) -> list[dict]:
 class Launch:
     """``ssui ARGS`` on 2 CPU processes (torchrun, gloo), output in a log."""
 
-    def __init__(self, args: list[str], log: Path, stop: str | None = None):
+    def __init__(self, args: list[str], log: Path, stop: str | None = None, extra_env: dict[str, str] | None = None):
         env = {k: v for k, v in os.environ.items() if k not in ("SSUI_TEST_STOP", "LOCAL_RANK", "RANK", "WORLD_SIZE")}
-        env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT))
+        env.update(OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="", PYTHONPATH=str(ROOT), **(extra_env or {}))
         if stop:
             env["SSUI_TEST_STOP"] = stop
         self.log = log
@@ -255,15 +254,6 @@ def test_precision_choice(monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
     with pytest.raises(SSUIError, match="fp16 would need loss scaling"):
         resolve_precision("auto", cpu)
-
-
-@pytest.mark.parametrize("var", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
-def test_sharded_launches_are_refused(monkeypatch, var):
-    monkeypatch.setenv(var, "true")
-    with pytest.raises(SSUIError, match="data-parallel only .*configs/accelerate/ddp.yaml"):
-        refuse_sharded_launch()
-    with pytest.raises(SSUIError, match="data-parallel only"):
-        Processes(TrainConfig())
 
 
 def test_config_fields_and_old_checkpoints_resume():

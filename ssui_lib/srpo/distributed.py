@@ -17,10 +17,12 @@ backward pass, so every process must run the same number of synchronising backwa
 work of a share is uneven — SRPO samples have different numbers of pairs, a DPO term has two forward
 passes, and a process can have no example at all in a short last step — so the processes would wait on each other's
 hooks. Summing the accumulated gradient once per step is the same synchronisation DDP's ``no_sync``
-accumulation ends with, without asking every process for equal work. The same unevenness is why
-FSDP and DeepSpeed ZeRO-3 (which gather sharded weights inside every forward and backward pass, so all
-processes must run them in lockstep) are refused with a clear error: a LoRA step holds at most one
-sample's rows at a time, so a 7B model in bf16 fits one 40-80 GB GPU per process (``ssui train --dry-run``).
+accumulation ends with, without asking every process for equal work.
+
+Under FSDP (``configs/accelerate/fsdp.yaml``) the frozen base is sharded and every forward and backward
+pass all-gathers its layers, so there the processes do run in lockstep: each step in slots of one
+example per process, padded with zero-weight passes (``srpo/sharded.py``); the LoRA weights stay whole and
+their gradients are summed as above. DeepSpeed is refused with a clear error (``sharded.sharded_engine``).
 
 Only the main process writes (log, checkpoints, adapter, summary); every process resumes from the same
 checkpoint: the adapter and optimizer state come from its files, and with more than one process each
@@ -43,8 +45,9 @@ import torch
 
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.srpo.config import TrainConfig
-
-_SHARDED = {"ACCELERATE_USE_FSDP": "FSDP", "ACCELERATE_USE_DEEPSPEED": "DeepSpeed"}
+from ssui_lib.srpo.sharded import (
+    ForwardCounter, forward_plan, fsdp_settings, is_row_by_row, schedule, shard_frozen_base, sharded_engine,
+)
 
 
 def _cpu_only() -> bool:
@@ -59,15 +62,6 @@ def process_state():
     from accelerate import PartialState
 
     return PartialState(cpu=_cpu_only())
-
-
-def refuse_sharded_launch() -> None:
-    """SSUIError when launched with an FSDP or DeepSpeed accelerate config (see module doc)."""
-    for var, name in _SHARDED.items():
-        if os.environ.get(var, "").strip().lower() in ("1", "true"):
-            raise SSUIError(f"train: launched with {name} ({var}=true): this LoRA loop runs data-parallel only "
-                            "(each process holds the whole model; a sample's uneven number of passes cannot run "
-                            "in the lockstep sharded weights need): use configs/accelerate/ddp.yaml")
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -89,7 +83,11 @@ def enable_gradient_checkpointing(cm) -> None:
     """Recompute each layer's activations in the backward pass (transformers' non-reentrant
     checkpointing: no input gradients needed under a frozen, LoRA-wrapped base). Call it on the base
     model, before the adapter is attached; it is active in training mode only."""
-    model = cm.model
+    checkpoint_layers(cm.model)
+
+
+def checkpoint_layers(model) -> None:
+    """:func:`enable_gradient_checkpointing` on a transformers model (also the base inside a peft model)."""
     if not getattr(model, "supports_gradient_checkpointing", False):
         raise SSUIError(f"train config: field 'gradient_checkpointing': {type(model).__name__} does not support it")
     kw = {"use_reentrant": False}
@@ -111,7 +109,8 @@ class Processes:
         from accelerate import Accelerator
         from accelerate.state import AcceleratorState
 
-        refuse_sharded_launch()
+        self.engine = sharded_engine()  # None (data parallel) or "fsdp"; SSUIError for what cannot run
+        self.fsdp = fsdp_settings() if self.engine == "fsdp" else None
         state = process_state()
         self.precision = resolve_precision(cfg.mixed_precision, state.device)
         acc_state = AcceleratorState._shared_state
@@ -121,6 +120,10 @@ class Processes:
             AcceleratorState._reset_state()
         self.accelerator = Accelerator(mixed_precision=self.precision, cpu=_cpu_only())
         self.seed = cfg.seed
+        self.cfg = cfg
+        self.lockstep = self.engine is not None and self.world > 1
+        self.forward_passes = 0  # this process's forward passes under lockstep (dummies included)
+        self.sharded = 0  # parameters FSDP holds as shards (the frozen base's)
 
     # -------------------------------------------------------------------------------------- who
 
@@ -141,7 +144,15 @@ class Processes:
         return self.accelerator.device
 
     def describe(self) -> dict[str, Any]:
-        return {"processes": self.world, "mixed_precision": self.precision, "device": str(self.device)}
+        """The run's set-up for its summary; under lockstep also each process's forward passes
+        (a collective: every process calls it)."""
+        out = {"processes": self.world, "mixed_precision": self.precision, "device": str(self.device)}
+        if self.lockstep:
+            from accelerate.utils import gather_object
+
+            out.update(sharding="fsdp2", sharded_parameters=self.sharded,
+                       forward_passes=gather_object([self.forward_passes]))
+        return out
 
     # -------------------------------------------------------------------------------------- set-up
 
@@ -153,6 +164,17 @@ class Processes:
             from accelerate.utils import broadcast
 
             broadcast([p.data for p in params], from_process=0)
+        if self.lockstep:
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
+            on = getattr(base, "is_activation_checkpointing", None)  # transformers >= 5.x's name
+            if on is None:  # pragma: no cover - older transformers
+                on = getattr(base, "is_gradient_checkpointing", False)
+            if self.fsdp.activation_checkpointing and not on:
+                checkpoint_layers(base)
+            shard_frozen_base(model, params, self.fsdp, self.device, self.world)
+            from torch.distributed.tensor import DTensor
+
+            self.sharded = sum(isinstance(p, DTensor) for p in model.parameters())
 
     def check_same_start(self, step: int, out) -> None:
         """Every process must resume from the same checkpoint step (SSUIError otherwise: on several
@@ -210,6 +232,8 @@ class Processes:
         if self.world == 1:
             with self.autocast(model):
                 return run(list(batch), None)
+        if self.lockstep:
+            return self._lockstep(model, run, list(batch), params)
         mine = self.share(batch)
         parts = None
         if mine:
@@ -217,6 +241,26 @@ class Processes:
                 parts = run(mine, len(mine) / len(batch))
         self.sum_gradients(params)
         return self.combine(len(mine), parts)
+
+    def _lockstep(self, model, run, batch: list, params: Sequence[torch.nn.Parameter]) -> dict[str, Any]:
+        """:meth:`objective` for a sharded engine: one example per slot on every process, padded
+        (``sharded.schedule``); each real example weighted as in the data-parallel path."""
+        row_by_row = is_row_by_row(model)
+        slots = schedule([forward_plan(self.cfg, ex, row_by_row) for ex in batch], self.world, self.rank)
+        n_mine = sum(not s.dummy for s in slots)
+        scale = (n_mine / len(batch)) / n_mine if n_mine else 0.0  # the data-parallel path's weight per example
+        shares = []
+        with self.autocast(model), ForwardCounter(model) as counter:
+            for slot in slots:
+                ex = batch[slot.index]
+                parts = counter.run(slot, ex.sample_id, lambda: run([ex], 0.0 if slot.dummy else scale))
+                if not slot.dummy:
+                    shares.append((1, parts))
+        self.forward_passes += counter.total
+        self.sum_gradients(params)
+        from accelerate.utils import gather_object
+
+        return combine_parts(gather_object(shares))
 
     def sum_gradients(self, params: Sequence[torch.nn.Parameter]) -> None:
         """Sum the accumulated gradients across processes (one all-reduce of one flat tensor); a
