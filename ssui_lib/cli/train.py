@@ -1,6 +1,8 @@
 """``ssui train``: SRPO path optimization or the SFT / DPO / ORPO baselines (LoRA)."""
 from __future__ import annotations
 
+import torch
+
 from pathlib import Path
 
 
@@ -96,6 +98,11 @@ def _cmd_train(a) -> int:
     examples = load_exploration(a.data, cfg.method, dataset=a.dataset,
                                 load_images=bool(getattr(cm, "supports_images", False)))
     s = train(cm, examples, cfg, a.out, progress=not a.no_progress)
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # Tear the process group down before the interpreter exits: left to interpreter shutdown,
+        # gloo's threads can abort a rank ("terminate called without an active exception", exit -6)
+        # after the adapter is written (seen in the killed-FSDP-run resume test).
+        torch.distributed.destroy_process_group()
     if not state.is_main_process:
         return 0
     first = f"{s['first_loss']:.4f}" if s["first_loss"] is not None else "-"
