@@ -13,7 +13,10 @@ least ``SHARED_PREFIX_MIN`` tokens, that common prefix is prefilled once (batch 
 repeated for every row, and only each row's own suffix is prefilled on top of it: the suffixes are
 left-padded *after* the shared part, with those pads masked out and position ids that continue the
 prefix, so every row sees exactly its own tokens at their own positions. (``model.generate`` has no
-such cross-prompt prefix sharing; vLLM calls it automatic prefix caching.)
+such cross-prompt prefix sharing; vLLM calls it automatic prefix caching.) On CPU that shared prefix
+is not even copied into the rows: its keys and values are held once and attended once for all rows
+(cascade attention, ``models/cascade.py``), so a decode step reads the long exploration prefix
+(instructions and exemplars) once instead of once per row.
 
 What else the loop does not spend (profiled on the 2-core CPU; the model's matrix products are what
 is left): the KV cache is reserved for the whole generation (``kv_cache.ReservedCache``: no
@@ -22,10 +25,12 @@ only; prompts of unequal length are prefilled in groups of similar length (``pre
 padded to the longest; a decode step has no per-row Python: end-of-turn ids are found on the id
 tensor and stop strings looked for every ``STOP_CHECK_EVERY`` steps, a row that met one a few steps
 earlier being cut back to that token (same text, token count and log-probability as checking at
-every step).
+every step); sampling draws one uniform number per row (inverse CDF, ``sample_tokens``), not one per
+vocabulary entry.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,12 +39,20 @@ import torch
 from ssui_lib.core import ledger
 from ssui_lib.core.errors import SSUIError
 from ssui_lib.models.base import ChatModel, Generation, Prompt, SamplingParams, flatten_for_text
+from ssui_lib.models import cascade
 from ssui_lib.models.kv_cache import ReservedCache
 from ssui_lib.models.trainable import LM_TARGETS
 
 
-SHARED_PREFIX_MIN = 32  # tokens: below this a shared prefill saves less than the extra forward call costs
-PREFILL_MAX_WASTE = 0.15  # a prefill group grows while under this fraction of its positions are padding
+# tokens: below this a shared prefill saves less than the extra forward call costs. Measured on the
+# 2-core CPU (benchmarks/sampling_bench.py, 64 zero-shot prompts): they share 31 tokens (system prompt
+# and chat markup), and sharing them cut the prefill from 12.1 s to 6.3 s with the grouping below.
+# A prompt-token saved is ~1.4 ms of prefill here, an extra forward call a few ms: 8 tokens pays.
+SHARED_PREFIX_MIN = 8
+# a prefill group grows while under this fraction of its positions are padding: at 0.05 the 64-prompt
+# prefill above took 5.7 s in 5 groups, at 0.15 6.3 s in 2 (a group of >= 8 rows keeps its matrix
+# products efficient, so more calls cost less than the padding they save)
+PREFILL_MAX_WASTE = 0.05
 PREFILL_GROUP_MIN = 8  # rows: smaller groups are not split off (each forward call has a fixed cost)
 STOP_CHECK_EVERY = 8  # decode steps between looks for stop strings (decoding text every step costs more)
 
@@ -80,6 +93,24 @@ def prefill_groups(lengths: Sequence[int], max_waste: float | None = None,
     if len(groups) == 1:
         return list(range(n)), [(0, n)]
     return order, groups
+
+
+def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+    """One token per row from softmax(logits / temperature), nucleus-filtered when ``top_p`` < 1.
+
+    Inverse-CDF sampling (one uniform number per row, a cumulative sum in float64, a binary search)
+    instead of ``torch.multinomial``, which draws an exponential random number for every vocabulary
+    entry: on the 2-core CPU that took 45 ms a step for 64 rows × 49,152 tokens, a tenth of an
+    exploration decode step. Same distribution; a token of probability 0 is never drawn."""
+    w = torch.softmax(logits.double() / temperature, -1)
+    if top_p < 1.0:
+        sp, si = w.sort(-1, descending=True)
+        sp = sp * (sp.cumsum(-1) - sp < top_p)
+        w = torch.zeros_like(w).scatter(-1, si, sp)
+    cdf = w.cpu().cumsum(-1)
+    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=torch.float64) * cdf[:, -1:]
+    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)
+    return idx.clamp(max=cdf.shape[-1] - 1).to(logits.device)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -277,7 +308,12 @@ class HFCausalChatModel(ChatModel):
         W = shared + width
         n_layers = _n_layers(model)
         # every layer's keys/values go into one buffer sized for the whole generation (no per-step copy)
-        cache = ReservedCache(n_layers, W + T)
+        # with a shared prefix on CPU, its keys/values are held once, not copied into every row, and
+        # attended once for all rows (cascade attention, models/cascade.py); row buffers then hold
+        # positions shared.. only (``off`` = where a row's own tokens start in its buffer coordinates)
+        casc = bool(shared) and cascade.usable(model)
+        off = shared if casc else 0
+        cache = ReservedCache(n_layers, W - off + T)
         # 1) prefill each distinct prompt once; a prefix common to all of them, once for all.
         #    Only the last position's logits are needed (logits_to_keep=1): the LM head over every
         #    prompt position would cost about a fifth of the prefill for nothing. Many prompts of
@@ -291,6 +327,8 @@ class HFCausalChatModel(ChatModel):
             base = ReservedCache(n_layers, shared)
             model(input_ids=torch.tensor([seqs[0][:shared]], device=dev), past_key_values=base,
                   use_cache=True, logits_to_keep=1)
+        if casc:
+            cache.share(base)
         lens = torch.tensor([len(x) for x in rest], device=dev)
         mask = torch.zeros(len(rest), W + T, dtype=torch.long, device=dev)
         mask[:, :shared] = 1
@@ -300,17 +338,20 @@ class HFCausalChatModel(ChatModel):
             w = max(len(x) for x in rest[a:b])
             ids = torch.tensor([[tok.pad_token_id] * (w - len(x)) + x for x in rest[a:b]], device=dev)
             own = mask[a:b, W - w: W]
-            gc = cache if len(groups) == 1 else ReservedCache(n_layers, shared + w)
-            if base is not None:
+            gc = cache if len(groups) == 1 else ReservedCache(n_layers, shared - off + w)
+            if casc and gc is not cache:
+                gc.share(base)
+            elif not casc and base is not None:
                 gc.place(base, slice(0, b - a), b - a, 0, 0, shared)
-            out = model(input_ids=ids, attention_mask=torch.cat([mask[a:b, :shared], own], 1),
-                        position_ids=shared + (own.cumsum(-1) - 1).clamp(min=0), past_key_values=gc,
-                        use_cache=True, logits_to_keep=1)
+            with self._cascade(casc, gc):
+                out = model(input_ids=ids, attention_mask=torch.cat([mask[a:b, :shared], own], 1),
+                            position_ids=shared + (own.cumsum(-1) - 1).clamp(min=0), past_key_values=gc,
+                            use_cache=True, logits_to_keep=1)
             parts.append(out.logits[:, -1, :].float())
             if gc is not cache:
-                if shared:
+                if shared and not casc:
                     cache.place(gc, slice(a, b), len(rest), 0, 0, shared)
-                cache.place(gc, slice(a, b), len(rest), shared, W - w, w)
+                cache.place(gc, slice(a, b), len(rest), shared - off, W - off - w, w)
         logits = torch.cat(parts)
         next_pos = shared + lens
         # 2) share it among the prompt's n samples
@@ -356,8 +397,9 @@ class HFCausalChatModel(ChatModel):
                 live, nxt, mask, next_pos, done = live[keep], nxt[keep], mask[keep], next_pos[keep], done[keep]
             nxt = torch.where(done, torch.full_like(nxt, tok.pad_token_id), nxt)
             mask[:, W + step] = (~done).long()
-            out = model(input_ids=nxt[:, None], attention_mask=mask[:, : W + step + 1],
-                        position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
+            with self._cascade(casc, cache):
+                out = model(input_ids=nxt[:, None], attention_mask=mask[:, : W + step + 1],
+                            position_ids=next_pos[:, None], past_key_values=cache, use_cache=True)
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         gen_ids, finish, lp_sum = dec.results()
@@ -377,17 +419,14 @@ class HFCausalChatModel(ChatModel):
                                            logprob=lp_sum[r]))
         return res
 
+    def _cascade(self, on: bool, cache):
+        return cascade.active(self.model, cache) if on else contextlib.nullcontext()
+
     @staticmethod
     def _sample(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator) -> torch.Tensor:
         if p.temperature == 0:
             return logits.argmax(-1)
-        probs = torch.softmax(logits / p.temperature, -1)
-        if p.top_p < 1.0:
-            sp, si = probs.sort(-1, descending=True)
-            keep = sp.cumsum(-1) - sp < p.top_p
-            sp = sp * keep
-            probs = torch.zeros_like(probs).scatter(-1, si, sp)
-        return torch.multinomial(probs.cpu(), 1, generator=gen).squeeze(-1).to(logits.device)
+        return sample_tokens(logits, p.temperature, p.top_p, gen)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": "hf-lm", **self.info}

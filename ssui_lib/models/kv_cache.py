@@ -7,6 +7,11 @@ owns a buffer sized for prompt + ``max_new_tokens``, new keys and values are wri
 place, and attention reads a view of the filled part. Results are identical to ``DynamicCache``
 (the same numbers reach attention); only the copying is gone. A buffer that would overflow (a
 caller under-estimated the length) doubles, so a wrong estimate costs time, never correctness.
+
+A layer may also hold a *shared* prefix (:meth:`ReservedCache.share`): keys and values of S
+positions common to every row, stored once as ``[1, heads, S, head_dim]`` and not in the row
+buffers, for ``cascade.cascade_attention``. Its sequence length then counts those S positions
+(so masks and positions are as if every row held them) while ``keys``/``values`` are the rows' own.
 """
 from __future__ import annotations
 
@@ -22,6 +27,15 @@ class ReservedLayer(DynamicLayer):
         self.capacity = max(int(capacity), 1)
         self.length = 0
         self._k = self._v = None
+        self.shared_k = self.shared_v = None
+        self.shared_len = 0
+
+    def share(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        """Hold ``keys``/``values`` ``[1, heads, S, head_dim]`` as a prefix every row has (not copied)."""
+        if self.length:
+            raise ValueError("share: the shared prefix must be set before any row's own tokens")
+        self.lazy_initialization(keys, values)
+        self.shared_k, self.shared_v, self.shared_len = keys, values, keys.shape[-2]
 
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
         self.dtype, self.device = key_states.dtype, key_states.device
@@ -53,7 +67,7 @@ class ReservedLayer(DynamicLayer):
         return self.keys, self.values
 
     def get_seq_length(self) -> int:
-        return self.length
+        return self.shared_len + self.length
 
     def place(self, src: "ReservedLayer", rows: slice, total_rows: int, src_start: int, dst_start: int, n: int) -> None:
         """Copy ``n`` positions of ``src`` (from ``src_start``) into ``rows`` of this layer at
@@ -91,6 +105,8 @@ class ReservedLayer(DynamicLayer):
     def reset(self) -> None:
         self.length = 0
         self._k = self._v = self.keys = self.values = None
+        self.shared_k = self.shared_v = None
+        self.shared_len = 0
         self.is_initialized = False
 
 
@@ -99,6 +115,11 @@ class ReservedCache(Cache):
 
     def __init__(self, n_layers: int, capacity: int):
         super().__init__(layers=[ReservedLayer(capacity) for _ in range(n_layers)])
+
+    def share(self, base: "ReservedCache") -> None:
+        """Every layer holds ``base``'s filled positions (a prefill of one row) as a shared prefix."""
+        for mine, theirs in zip(self.layers, base.layers):
+            mine.share(theirs._k[:, :, : theirs.length], theirs._v[:, :, : theirs.length])
 
     def place(self, src: "ReservedCache", rows: slice, total_rows: int, src_start: int, dst_start: int, n: int) -> None:
         """:meth:`ReservedLayer.place` on every layer (``src`` from a prefill of some of the rows)."""
