@@ -52,13 +52,9 @@ def counts(model) -> tuple[int, int]:
     return body, head
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--rows", type=int, default=2, help="rows per forward (a pair = 2)")
-    ap.add_argument("--continuation-tokens", type=int, default=128)
-    a = ap.parse_args()
-    cfg = TrainConfig()
+def measure(a, dropout: float) -> dict:
+    """One configuration: load, attach LoRA (this dropout), warm up, time ``a.steps`` steps."""
+    cfg = TrainConfig(lora_dropout=dropout)
     seed_everything(0)
     cm = load_trainable("embedded")
     model = attach_lora(cm, cfg)
@@ -78,7 +74,6 @@ def main() -> None:
     opt.zero_grad(set_to_none=True)
     tokens0 = sum(b["attention_mask"].numel() for b in cm.collate_rows(batches[1]))
     ceil0 = matmul_ceiling(tokens0)
-    load0 = os.getloadavg()[0]
     tokens = scored = 0
     t = time.perf_counter()
     for batch in batches[1: a.steps + 1]:
@@ -92,15 +87,37 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
     dt = time.perf_counter() - t
     ceil1 = matmul_ceiling(tokens0)
-    flops = tokens * 4 * n_body + scored * 4 * n_head
-    ceiling = (ceil0 + ceil1) / 2
-    print(f"embedded model, LoRA rank {cfg.lora_rank} on {cm.lora_target_modules()}, {torch.get_num_threads()} threads, "
+    return {"dropout": dropout, "rank": cfg.lora_rank, "targets": cm.lora_target_modules(), "n_body": n_body,
+            "n_head": n_head, "tokens": tokens, "scored": scored, "seconds": dt,
+            "flops": tokens * 4 * n_body + scored * 4 * n_head, "ceiling": (ceil0 + ceil1) / 2}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--rows", type=int, default=2, help="rows per forward (a pair = 2)")
+    ap.add_argument("--continuation-tokens", type=int, default=128)
+    ap.add_argument("--dropouts", type=float, nargs="+", default=[0.05, TrainConfig().lora_dropout],
+                    help="LoRA dropouts to compare (the first: the earlier default; the last: today's)")
+    a = ap.parse_args()
+    load0 = os.getloadavg()[0]
+    res = [measure(a, d) for d in a.dropouts]
+    r0 = res[0]
+    print(f"embedded model, LoRA rank {r0['rank']} on {r0['targets']}, {torch.get_num_threads()} threads, "
           f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(f"N (block matrices) = {n_body / 1e6:.1f} M, H (LM head) = {n_head / 1e6:.1f} M, "
-          f"{a.steps} steps of {a.rows} rows, {tokens} tokens ({scored} scored), {dt:.1f} s")
-    print(f"training: {tokens / dt:.1f} tokens/s, {flops / dt / 1e9:.1f} GFLOP/s useful")
-    print(f"matrix-product ceiling now: {ceiling / 1e9:.1f} GFLOP/s (before {ceil0 / 1e9:.1f}, after {ceil1 / 1e9:.1f})"
-          f" -> fraction {flops / dt / ceiling:.2f}; of the idle machine's 124 GFLOP/s: {flops / dt / IDLE_CEILING:.2f}")
+    print(f"N (block matrices) = {r0['n_body'] / 1e6:.1f} M, H (LM head) = {r0['n_head'] / 1e6:.1f} M, "
+          f"{a.steps} steps of {a.rows} rows, {r0['tokens']} tokens ({r0['scored']} scored) per configuration\n")
+    head = (f"{'LoRA dropout':>12s} {'s':>6s} {'tokens/s':>9s} {'useful GFLOP/s':>15s} {'ceiling now':>12s} "
+            f"{'fraction':>9s} {'of 124 GFLOP/s':>15s}")
+    print(head)
+    print("-" * len(head))
+    for r in res:
+        useful = r["flops"] / r["seconds"]
+        print(f"{r['dropout']:12.2f} {r['seconds']:6.1f} {r['tokens'] / r['seconds']:9.1f} {useful / 1e9:15.1f} "
+              f"{r['ceiling'] / 1e9:12.1f} {useful / r['ceiling']:9.2f} {useful / IDLE_CEILING:15.2f}")
+    print("\nceiling now: [tokens, 576] @ [576, 1536] float32 products timed before and after the steps (the same "
+          "weights again and again: warm caches, an upper bound the model's own products, reading ~0.4 GB of "
+          "weights per pass, come near but do not reach)")
 
 
 if __name__ == "__main__":

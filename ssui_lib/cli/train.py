@@ -39,7 +39,7 @@ def add_commands(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-5)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lora-rank", type=int, default=8)
-    p.add_argument("--lora-dropout", type=float, default=0.05)
+    p.add_argument("--lora-dropout", type=float, default=0.0)
     p.add_argument("--max-len", type=int)
     p.add_argument("--save-every", type=int, default=50)
     p.add_argument("--init-adapter", metavar="DIR", help="start from this LoRA adapter folder (e.g. an SFT run's "
