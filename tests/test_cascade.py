@@ -100,6 +100,7 @@ def tiny():
 @pytest.mark.parametrize("group_min", [3, 64])  # several prefill groups / one
 def test_generate_with_cascade_equals_generate_without(tiny, monkeypatch, group_min):
     monkeypatch.setattr(H, "PREFILL_GROUP_MIN", group_min)
+    monkeypatch.setattr(H, "CASCADE_MIN_SAVED", 0)  # the tiny batch here would not reach the threshold
     system = {"role": "system", "content": "You answer in one line. " * 8}  # the shared prefix
     qs = ["Hi."] * 3 + ["Tell me, in a few words, what colour the sky is on a clear day in summer."] * 3 \
         + ["What is 2+2?", "Name a colour.", "Say something about trains and stations and the night."]
@@ -132,3 +133,14 @@ def test_inverse_cdf_sampling_follows_the_softmax_and_never_draws_a_zero():
     assert hot[0] > freq[0]  # a higher temperature flattens the distribution
     # nucleus: at T = 0.5 the top token has p = 0.867 >= top_p = 0.8, so it alone is kept
     assert set(H.sample_tokens(logits[:1000], 0.5, 0.8, gen).tolist()) == {2}
+
+
+def test_a_short_shared_prefix_over_few_rows_does_not_use_cascade(tiny, monkeypatch):
+    calls = []
+    real = C.cascade_attention
+    monkeypatch.setitem(C.AttentionInterface._global_mapping, C.NAME,
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    system = {"role": "system", "content": "You answer in one line. " * 8}
+    prompts = [[system, {"role": "user", "content": q}] for q in ("Hi.", "Name a colour.")]
+    assert tiny.generate(prompts, SamplingParams(max_new_tokens=4))
+    assert not calls  # ~50 shared tokens x 1 other row: far below CASCADE_MIN_SAVED

@@ -54,6 +54,11 @@ SHARED_PREFIX_MIN = 8
 # products efficient, so more calls cost less than the padding they save)
 PREFILL_MAX_WASTE = 0.05
 PREFILL_GROUP_MIN = 8  # rows: smaller groups are not split off (each forward call has a fixed cost)
+# cascade attention (a shared prefix held once) pays where it saves many reads of the prefix's keys and
+# values: shared tokens × (rows − 1) of at least this many (an exploration batch: ~950 × 63). Below it
+# the second attention call and the merge per layer cost about what they save (64 zero-shot prompts
+# sharing 31 tokens: 22.0 s with it, 21.8 s without; smoke chapter 07's few rows: slower with it).
+CASCADE_MIN_SAVED = 4096
 STOP_CHECK_EVERY = 8  # decode steps between looks for stop strings (decoding text every step costs more)
 
 
@@ -311,7 +316,7 @@ class HFCausalChatModel(ChatModel):
         # with a shared prefix on CPU, its keys/values are held once, not copied into every row, and
         # attended once for all rows (cascade attention, models/cascade.py); row buffers then hold
         # positions shared.. only (``off`` = where a row's own tokens start in its buffer coordinates)
-        casc = bool(shared) and cascade.usable(model)
+        casc = bool(shared) and shared * (len(seqs) * p.n - 1) >= CASCADE_MIN_SAVED and cascade.usable(model)
         off = shared if casc else 0
         cache = ReservedCache(n_layers, W - off + T)
         # 1) prefill each distinct prompt once; a prefix common to all of them, once for all.
