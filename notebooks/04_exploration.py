@@ -42,10 +42,23 @@
 # rather than to recover from its own early steps. The literal reading is the setting
 # `prefix = "sampled"`: the model first writes its own path with τ* and D_c in context, and the
 # branches continue *its* steps (a branch point its path does not reach is skipped and counted).
-# Every profile uses `prefix = "reference"`: the sampled path costs a full extra generation per
-# sample (about 500 tokens for six steps), and a small model's own steps are often incomplete
-# or out of format, which leaves fewer branch points. `ssui explore --prefix sampled` (and
-# `--prefix reference`) on the same samples measures the two: pairs per sample, tokens per pair.
+# Every profile uses `prefix = "reference"`, chosen by measurement on the embedded model:
+# `python scripts/compare_prefixes.py --limit 8 --out results/prefix_compare` runs both on the first
+# 8 train samples with the `cpu` profile's settings (idle 2-core machine, commit 5ce7304):
+#
+# | prefix | branches | generated tokens | unverified | pairs | pairs / sample | tokens / pair | wall s |
+# |---|--:|--:|--:|--:|--:|--:|--:|
+# | reference τ* | 188 | 16,589 | 88 (47%) | 2 | 0.25 | 8,294 | 187.5 |
+# | sampled (Eq. 2) | 48 | 4,992 (3,248 of them the paths) | 30 (62%) | 1 | 0.125 | 4,992 | 153.2 |
+#
+# Six of the eight sampled paths reached none of the branch points 4–6 (four used their whole
+# 512-token budget without a step-4 line, two stopped early out of format), so the sampled prefix
+# explored two samples where the reference explored eight. Per pair it spent fewer tokens, but
+# from one pair against two: on 8 samples neither difference is measurable, and the learned
+# offline judge agreed with F's ordering on none of the three pairs, so pair quality could not be
+# told apart either. The reference prefix gives the 135M model twice the pairs per sample from
+# branch points it always reaches; a model that writes the six steps in format (the `paper`
+# profile's) makes the literal reading the one worth measuring again.
 #
 # The search lives in `ssui_lib.srpo.explore` (this notebook only calls it). Two modes:
 # `until_pair` (the paper: rounds of k continuations until a pair is found or `max_samples` are

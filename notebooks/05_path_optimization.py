@@ -206,6 +206,8 @@ plots.savefig(fig, profile, "05_loss_curves");
 # trend, not its height. SRPO's loss equals SFT's on a batch whose samples have no explored pair
 # (J_align is then zero), so the two lines coincide wherever exploration found no pair. With only
 # a handful of optimizer steps the lines mostly show the difference between batches, not convergence.
+# Where a method runs more than one epoch (the `cpu` profile: four for DPO, ORPO and SRPO), the wide
+# translucent bars are each epoch's mean loss: a curve has flattened when its last bars stop falling.
 #
 # ## Held-out evaluation (SRPO Fig. 6)
 #

@@ -115,3 +115,18 @@ def test_agreement_table_formats_accuracy_and_kappa():
     assert t.loc["safe", "Cohen's κ"] == "0.80 [0.60, 1.00]"
     assert t.loc["effective", "Cohen's κ"] == "undefined"
     assert t.loc["safe", "unscored"] == 1
+
+
+def test_loss_curves_draw_each_epoch_mean_of_a_multi_epoch_run():
+    two = pd.DataFrame({"step": [1, 2, 3, 4], "loss": [4.0, 2.0, 1.0, 1.0], "epoch": [1, 1, 2, 2]})
+    one = pd.DataFrame({"step": [1, 2], "loss": [0.7, 0.5], "epoch": [1, 1]})
+    fig = plots.loss_curves({"SRPO": two, "DPO": one})
+    ax = fig.axes[0]
+    bars = [c for c in ax.collections if len(c.get_segments()) == 1]
+    means = sorted(c.get_segments()[0][0][1] for c in bars)
+    assert means == [1.0, 3.0]  # SRPO's two epochs; DPO has one epoch, so no bar
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["SRPO", "DPO", "epoch mean"]
+    plt.close(fig)
+    fig = plots.loss_curves({"DPO": one})
+    assert "epoch mean" not in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)

@@ -15,15 +15,26 @@ import numpy as np
 def loss_curves(logs: dict, *, title: str = "Training loss per optimizer step", column: str = "loss"):
     """One line per method (``logs``: label → a run's log table with columns step and ``column``,
     e.g. ``runs.read_log``). The objectives differ between methods (SRPO / SFT start from a token
-    NLL, DPO from log 2), so compare each line's trend, not the heights of the lines."""
+    NLL, DPO from log 2), so compare each line's trend, not the heights of the lines. A run of more
+    than one epoch (column ``epoch``) also gets each epoch's mean as a wide translucent bar."""
     fig, ax = plt.subplots(figsize=(6.4, 3.9))
     markers, styles = ["o", "s", "^", "D", "v", "P"], ["-", "--", "-.", ":"]
+    with_epochs = False
     for i, (label, log) in enumerate(logs.items()):
         if log is None or len(log) == 0:
             continue
         # distinct markers and dashes: identical runs (SRPO = SFT while no batch holds a pair) stay visible
         ax.plot(log["step"], log[column], marker=markers[i % len(markers)], markersize=7 - i, linewidth=1.6,
                 linestyle=styles[i % len(styles)], label=str(label), color=plt.cm.tab10(i % 10), alpha=0.9)
+        if "epoch" in log and log["epoch"].nunique() > 1:
+            # the mean of each epoch as a wide bar: whether a curve has flattened is read off these,
+            # not off single batches (SRPO's J_align differs from batch to batch)
+            for _, ep in log.groupby("epoch"):
+                ax.hlines(ep[column].mean(), ep["step"].min() - 0.45, ep["step"].max() + 0.45,
+                          color=plt.cm.tab10(i % 10), linewidth=5, alpha=0.3)
+            with_epochs = True
+    if with_epochs:
+        ax.plot([], [], color="grey", linewidth=5, alpha=0.3, label="epoch mean")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (objective per example, nats)")
     ax.xaxis.get_major_locator().set_params(integer=True)
