@@ -144,3 +144,33 @@ def test_prompts_of_unequal_length_prefilled_in_groups_decode_as_alone(tiny, mon
         assert g[0].logprob == pytest.approx(alone.logprob, abs=1e-3)
     s = SamplingParams(n=2, temperature=1.0, max_new_tokens=6, seed=1)
     assert [[x.text for x in g] for g in tiny.generate(prompts, s)] == [[x.text for x in g] for g in tiny.generate(prompts, s)]
+
+
+def test_should_compact_weighs_the_steps_saved_against_one_copy():
+    assert not H.should_compact(0, 64, 60)  # nothing finished
+    assert not H.should_compact(64, 64, 60)  # all finished: the loop ends, nothing to keep
+    assert not H.should_compact(1, 64, 0)  # last step: nothing left to save
+    assert not H.should_compact(1, 64, 63)  # one row of 64 for 63 steps: 63 < 64
+    assert H.should_compact(1, 64, 64) and H.should_compact(2, 64, 32)
+    assert not H.should_compact(16, 64, 3)  # a quarter of the batch, 3 steps before the end: not worth a copy
+    assert H.should_compact(1, 4, 4) and not H.should_compact(1, 4, 3, min_ratio=1.0)
+    assert not H.should_compact(2, 64, 32, min_ratio=2.0)
+
+
+def test_rows_that_leave_the_batch_early_decode_as_the_cache_free_loop(tiny, monkeypatch):
+    monkeypatch.setattr(H, "STOP_CHECK_EVERY", 1)
+    system = {"role": "system", "content": "You answer in one line. " * 8}
+    prompts = [[system, {"role": "user", "content": q}] for q in ("Hi.", "Name a colour.", "What is 2+2?", "Why?",
+                                                                  "Say a number.", "Go on.")]
+    p = SamplingParams(max_new_tokens=24, stop=("x",))  # the tiny model's rows meet it after 20 or 24 tokens
+    widths = []
+    forward = tiny.model.forward
+    monkeypatch.setattr(tiny.model, "forward", lambda *a, **k: (k["input_ids"].shape[1] == 1 and widths.append(
+        k["input_ids"].shape[0])) or forward(*a, **k))
+    gens = tiny.generate(prompts, p)
+    monkeypatch.setattr(tiny.model, "forward", forward)
+    assert widths[0] == 6 and min(widths) < 6  # the rows that met the stop string left the batch
+    for prompt, g in zip(prompts, gens):
+        ids, finish, lp = reference_greedy(tiny, tiny.render(prompt), 24, p.stop)
+        assert (g[0].n_tokens, g[0].finish_reason) == (len(ids), finish)
+        assert g[0].logprob == pytest.approx(lp, abs=1e-3)

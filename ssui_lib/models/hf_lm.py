@@ -60,6 +60,20 @@ PREFILL_GROUP_MIN = 8  # rows: smaller groups are not split off (each forward ca
 # sharing 31 tokens: 22.0 s with it, 21.8 s without; smoke chapter 07's few rows: slower with it).
 CASCADE_MIN_SAVED = 4096
 STOP_CHECK_EVERY = 8  # decode steps between looks for stop strings (decoding text every step costs more)
+# finished rows leave the batch when (finished rows) × (steps left) >= COMPACT_MIN × (rows in the batch):
+# dropping d of r rows saves about d / r of every later step, while dropping them copies every kept
+# row's keys and values once (about a third of a step's time at 64 rows, see should_compact)
+COMPACT_MIN = 1.0
+
+
+def should_compact(finished: int, live: int, steps_left: int, min_ratio: float = COMPACT_MIN) -> bool:
+    """Whether to drop ``finished`` of ``live`` rows from the batch with ``steps_left`` decode steps
+    to go (at most). The saving is about ``finished / live`` of a step for each step left; the cost
+    a copy of the kept rows' cache, a fraction of one step: so drop them when
+    ``finished × steps_left >= min_ratio × live``. Every row finished: nothing to drop (the loop ends)."""
+    if finished <= 0 or finished >= live or steps_left <= 0:
+        return False
+    return finished * steps_left >= min_ratio * live
 
 
 def shared_prefix_len(seqs: Sequence[Sequence[int]]) -> int:
@@ -376,11 +390,15 @@ class HFCausalChatModel(ChatModel):
         #    on the id tensor; stop strings are looked for every STOP_CHECK_EVERY steps on the new
         #    tokens (a row that ended a few steps earlier is cut back to where it ended, so the
         #    result is the same as checking every step). Finished rows leave the batch (their cache
-        #    rows dropped) once they are a quarter of it, so one long row does not pay for the rest.
+        #    rows dropped) as soon as the steps they would still cost outweigh the copy (should_compact),
+        #    so one long row does not make the finished ones pay for it.
         for step in range(T):
-            lse = torch.logsumexp(logits, -1)
-            nxt = self._sample(logits, p, gen)
-            step_lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - lse
+            if p.temperature == 0:  # greedy: the row maximum is both the token and the log-sum-exp's shift
+                top, nxt = logits.max(-1)
+                step_lp = -(logits - top[:, None]).exp_().sum(-1).log_()
+            else:
+                nxt = self._sample(logits, p, gen)
+                step_lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
             act = ~done
             dec.record(step, live[act], nxt[act], step_lp[act])
             eos = torch.isin(nxt, stop_ids) & act
@@ -396,7 +414,7 @@ class HFCausalChatModel(ChatModel):
                 checked = step + 1
             if all_done or step == T - 1:
                 break
-            if int(done.sum()) * 4 >= len(live):
+            if should_compact(int(done.sum()), len(live), T - step - 1):
                 keep = (~done).nonzero().squeeze(-1)
                 cache.batch_select_indices(keep)
                 live, nxt, mask, next_pos, done = live[keep], nxt[keep], mask[keep], next_pos[keep], done[keep]
