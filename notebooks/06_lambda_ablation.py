@@ -57,7 +57,7 @@ variant = "loglik"  # loglik (Eq. 6) | odds_ratio
 lr = 5e-5
 batch_size = 8
 epochs = 1
-init_from = ""  # "sft": every λ starts from chapter 05's SFT adapter (as chapter 05's SRPO does with init_from = "sft")
+init_from = ""  # sft: every λ starts from chapter 05's SFT adapter (as chapter 05's SRPO does); empty: from the base model
 max_steps = 0  # 0 for the full epochs
 lora_rank = 8
 max_len = 0  # 0 for no truncation

@@ -275,6 +275,19 @@ def test_the_shipped_smoke_profile_passes_value_checks(root):
     assert plan[5]["reason"] == "it reads chapter 04, which would run"
 
 
+def test_papermill_reads_every_parameter_of_every_chapter(root):
+    """papermill injects only what its parser finds in the parameters cell (a comment it cannot parse
+    makes it skip that line with a warning): every assignment of every shipped chapter is found."""
+    import jupytext
+    from papermill.translators import PythonTranslator
+
+    for f in sorted((root / "notebooks").glob("0*.py")):
+        cell = next(c for c in jupytext.read(f).cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        names = [ln.split("=")[0].strip() for ln in cell.source.splitlines()
+                 if ln and ln[0].isalpha() and "=" in ln.split("#")[0]]
+        assert [p.name for p in PythonTranslator.inspect(cell)] == names, f.name
+
+
 # ----------------------------------------------------------------------------- fingerprint and --dry-run
 
 NB_W = '''# %% tags=["parameters"]

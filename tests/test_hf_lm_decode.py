@@ -174,3 +174,22 @@ def test_rows_that_leave_the_batch_early_decode_as_the_cache_free_loop(tiny, mon
         ids, finish, lp = reference_greedy(tiny, tiny.render(prompt), 24, p.stop)
         assert (g[0].n_tokens, g[0].finish_reason) == (len(ids), finish)
         assert g[0].logprob == pytest.approx(lp, abs=1e-3)
+
+
+def test_sampled_rows_do_not_depend_on_when_finished_rows_leave_the_batch(tiny, monkeypatch):
+    """Every row draws its own uniform number at every step, so the samples are the same whether
+    finished rows leave the batch at once, never, or by the default rule."""
+    monkeypatch.setattr(H, "STOP_CHECK_EVERY", 1)
+    system = {"role": "system", "content": "You answer in one line. " * 8}
+    prompts = [[system, {"role": "user", "content": q}] for q in ("Hi.", "Name a colour.", "What is 2+2?")]
+    p = SamplingParams(n=4, temperature=1.0, max_new_tokens=24, seed=5, stop=("k",))
+    runs = {}
+    for rule in ("default", "always", "never"):
+        if rule != "default":
+            monkeypatch.setattr(H, "should_compact", (lambda f, l, s: 0 < f < l) if rule == "always" else
+                                (lambda f, l, s: False))
+        gens = tiny.generate(prompts, p)
+        runs[rule] = [[(x.text, x.n_tokens, x.finish_reason, round(x.logprob, 3)) for x in g] for g in gens]
+    ends = [x[1] for g in runs["never"] for x in g]
+    assert len(set(ends)) > 2 and max(ends) > min(ends)  # rows end at different steps: compaction runs
+    assert runs["default"] == runs["always"] == runs["never"]

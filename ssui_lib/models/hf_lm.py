@@ -26,7 +26,8 @@ padded to the longest; a decode step has no per-row Python: end-of-turn ids are 
 tensor and stop strings looked for every ``STOP_CHECK_EVERY`` steps, a row that met one a few steps
 earlier being cut back to that token (same text, token count and log-probability as checking at
 every step); sampling draws one uniform number per row (inverse CDF, ``sample_tokens``), not one per
-vocabulary entry.
+vocabulary entry, and every row of the batch draws one at every step whether it still runs or not, so a
+row's samples do not depend on when finished rows left the batch (``should_compact``).
 """
 from __future__ import annotations
 
@@ -114,20 +115,25 @@ def prefill_groups(lengths: Sequence[int], max_waste: float | None = None,
     return order, groups
 
 
-def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator) -> torch.Tensor:
+def sample_tokens(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None = None,
+                  u: torch.Tensor | None = None) -> torch.Tensor:
     """One token per row from softmax(logits / temperature), nucleus-filtered when ``top_p`` < 1.
 
     Inverse-CDF sampling (one uniform number per row, a cumulative sum in float64, a binary search)
     instead of ``torch.multinomial``, which draws an exponential random number for every vocabulary
     entry: on the 2-core CPU that took 45 ms a step for 64 rows × 49,152 tokens, a tenth of an
-    exploration decode step. Same distribution; a token of probability 0 is never drawn."""
+    exploration decode step. Same distribution; a token of probability 0 is never drawn.
+    ``u``: the rows' uniform numbers in [0, 1) (float64, one per row), drawn by the caller; else drawn
+    here from ``gen``."""
     w = torch.softmax(logits.double() / temperature, -1)
     if top_p < 1.0:
         sp, si = w.sort(-1, descending=True)
         sp = sp * (sp.cumsum(-1) - sp < top_p)
         w = torch.zeros_like(w).scatter(-1, si, sp)
     cdf = w.cpu().cumsum(-1)
-    u = torch.rand((cdf.shape[0], 1), generator=gen, dtype=torch.float64) * cdf[:, -1:]
+    if u is None:
+        u = torch.rand(cdf.shape[0], generator=gen, dtype=torch.float64)
+    u = u.reshape(-1, 1).to(torch.float64) * cdf[:, -1:]
     idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)
     return idx.clamp(max=cdf.shape[-1] - 1).to(logits.device)
 
@@ -396,8 +402,10 @@ class HFCausalChatModel(ChatModel):
             if p.temperature == 0:  # greedy: the row maximum is both the token and the log-sum-exp's shift
                 top, nxt = logits.max(-1)
                 step_lp = -(logits - top[:, None]).exp_().sum(-1).log_()
-            else:
-                nxt = self._sample(logits, p, gen)
+            else:  # one uniform per row of the whole batch every step, live rows take theirs: which
+                # numbers a row gets does not depend on when finished rows left the batch
+                u = torch.rand(rows, generator=gen, dtype=torch.float64)
+                nxt = sample_tokens(logits, p.temperature, p.top_p, u=u[live.cpu()])
                 step_lp = logits.gather(-1, nxt[:, None]).squeeze(-1) - torch.logsumexp(logits, -1)
             act = ~done
             dec.record(step, live[act], nxt[act], step_lp[act])
@@ -444,12 +452,6 @@ class HFCausalChatModel(ChatModel):
 
     def _cascade(self, on: bool, cache):
         return cascade.active(self.model, cache) if on else contextlib.nullcontext()
-
-    @staticmethod
-    def _sample(logits: torch.Tensor, p: SamplingParams, gen: torch.Generator) -> torch.Tensor:
-        if p.temperature == 0:
-            return logits.argmax(-1)
-        return sample_tokens(logits, p.temperature, p.top_p, gen)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": "hf-lm", **self.info}
