@@ -2,7 +2,7 @@
 on the embedded model, in the same run (interleaved: naive then batched at each size).
 
     .venv/bin/python benchmarks/sampling_bench.py [--sizes 1 16 64 128] [--max-new-tokens 64]
-        [--naive-max 16] [--shared 8x8]
+        [--naive-max 16] [--shared 8x8] [--bf16 N]
 
 naive   = transformers' model.generate on one prompt at a time (greedy), the obvious loop. Its
           tokens/s does not depend on how many prompts there are (one at a time), so at each size it
@@ -11,6 +11,8 @@ batched = HFCausalChatModel.generate on all prompts at once (chunks of max_batch
           shared prefix prefilled once, each prompt once, a reserved KV cache, rows leaving the batch.
 The last row is shared-prefix sampling: P prompts × n samples (temperature 0.7) against n separate
 sampled generate calls per prompt (on at most ``--naive-max`` sequences in all).
+With ``--bf16 N`` a last row runs N prompts on a bfloat16 copy of the model (fast on CPUs with AMX,
+slow on others): its greedy texts against the float32 naive loop's say what that mode would cost.
 The machine's load (1-minute average) is printed before and after: on a shared machine absolute
 tokens/s fall, the ratios (measured interleaved) much less; the CPU-time columns (this process's
 CPU seconds, ``time.process_time``) are steadier still there: run with OMP_NUM_THREADS=1 and the
@@ -63,6 +65,9 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--naive-max", type=int, default=16, help="naive loop on at most this many sequences per row")
     ap.add_argument("--shared", default="8x8", help="PROMPTSxN for the shared-prefix sampling row")
+    ap.add_argument("--bf16", type=int, default=0, metavar="N",
+                    help="add a row: N prompts with the weights in bfloat16 (greedy equal counted against the "
+                         "float32 naive loop: what that faster mode costs in outputs)")
     a = ap.parse_args()
     n_prompts, n_samples = (int(x) for x in a.shared.lower().split("x"))
     torch.manual_seed(0)
@@ -95,6 +100,24 @@ def main() -> None:
     t_fast, c_fast = time.perf_counter() - t, time.process_time() - c
     rows.append((f"{n_prompts} prompts x n={n_samples} (T=0.7)", naive_toks, t_naive,
                  sum(x.n_tokens for g in gens for x in g), t_fast, "sampled", c_naive, c_fast))
+    if a.bf16:  # the opt-in that changes outputs: its speed and how many greedy texts stay equal
+        import copy
+
+        from ssui_lib.models.hf_lm import HFCausalChatModel
+
+        mb = HFCausalChatModel(copy.deepcopy(m.model).to(torch.bfloat16), m.tokenizer, name="embedded-bf16")
+        mb.generate(prompts_all[:2], SamplingParams(max_new_tokens=4))  # warm-up
+        prompts = prompts_all[:a.bf16]
+        k = min(a.bf16, a.naive_max)
+        t, c = time.perf_counter(), time.process_time()
+        ref_texts, ref_toks = naive(m, prompts[:k], a.max_new_tokens)
+        t_naive, c_naive = time.perf_counter() - t, time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
+        gens = mb.generate(prompts, SamplingParams(max_new_tokens=a.max_new_tokens))
+        t_fast, c_fast = time.perf_counter() - t, time.process_time() - c
+        equal = sum(x == g[0].text for x, g in zip(ref_texts, gens))
+        rows.append((f"{a.bf16} prompts x 1, bfloat16", ref_toks, t_naive, sum(g[0].n_tokens for g in gens), t_fast,
+                     f"{equal}/{k}", c_naive, c_fast))
     load1 = os.getloadavg()[0]
 
     print(f"\nembedded model (SmolLM2-135M-Instruct, float32, {torch.get_num_threads()} threads), "
