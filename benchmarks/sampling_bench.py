@@ -46,6 +46,19 @@ def naive(m, prompts, max_new_tokens, sample: bool = False):
     return texts, toks
 
 
+def greedy_row(ref, fast, prompts, k: int, max_new_tokens: int, name: str) -> tuple:
+    """The naive loop of ``ref`` on the first ``k`` prompts, then ``fast``'s batched greedy generate on
+    all of them: (name, naive tokens, naive s, batched tokens, batched s, greedy equal, CPU s of each)."""
+    t, c = time.perf_counter(), time.process_time()
+    ref_texts, ref_toks = naive(ref, prompts[:k], max_new_tokens)
+    t_naive, c_naive = time.perf_counter() - t, time.process_time() - c
+    t, c = time.perf_counter(), time.process_time()
+    gens = fast.generate(prompts, SamplingParams(max_new_tokens=max_new_tokens))
+    t_fast, c_fast = time.perf_counter() - t, time.process_time() - c
+    equal = sum(x == g[0].text for x, g in zip(ref_texts, gens))
+    return name, ref_toks, t_naive, sum(g[0].n_tokens for g in gens), t_fast, f"{equal}/{k}", c_naive, c_fast
+
+
 def all_prompts(count: int) -> list:
     """Distinct zero-shot prompts from the bundled records (train, then test), as many as asked."""
     samples = [s for split in ("train", "test") for s in load_bundled(split)]
@@ -77,18 +90,7 @@ def main() -> None:
     m.generate(prompts_all[:2], SamplingParams(max_new_tokens=4))  # warm-up
     rows = []
     for n in a.sizes:
-        prompts = prompts_all[:n]
-        k = min(n, a.naive_max)
-        t, c = time.perf_counter(), time.process_time()
-        ref_texts, ref_toks = naive(m, prompts[:k], a.max_new_tokens)
-        t_naive, c_naive = time.perf_counter() - t, time.process_time() - c
-        t, c = time.perf_counter(), time.process_time()
-        gens = m.generate(prompts, SamplingParams(max_new_tokens=a.max_new_tokens))
-        t_fast, c_fast = time.perf_counter() - t, time.process_time() - c
-        fast_texts = [g[0].text for g in gens]
-        equal = sum(x == y for x, y in zip(ref_texts, fast_texts))
-        rows.append((f"{n} prompts x 1", ref_toks, t_naive, sum(g[0].n_tokens for g in gens), t_fast, f"{equal}/{k}",
-                     c_naive, c_fast))
+        rows.append(greedy_row(m, m, prompts_all[:n], min(n, a.naive_max), a.max_new_tokens, f"{n} prompts x 1"))
         print("done:", rows[-1], f"load {os.getloadavg()[0]:.1f}", flush=True)
     prompts = prompts_all[:n_prompts]
     per = max(1, a.naive_max // n_samples)
@@ -107,17 +109,8 @@ def main() -> None:
 
         mb = HFCausalChatModel(copy.deepcopy(m.model).to(torch.bfloat16), m.tokenizer, name="embedded-bf16")
         mb.generate(prompts_all[:2], SamplingParams(max_new_tokens=4))  # warm-up
-        prompts = prompts_all[:a.bf16]
-        k = min(a.bf16, a.naive_max)
-        t, c = time.perf_counter(), time.process_time()
-        ref_texts, ref_toks = naive(m, prompts[:k], a.max_new_tokens)
-        t_naive, c_naive = time.perf_counter() - t, time.process_time() - c
-        t, c = time.perf_counter(), time.process_time()
-        gens = mb.generate(prompts, SamplingParams(max_new_tokens=a.max_new_tokens))
-        t_fast, c_fast = time.perf_counter() - t, time.process_time() - c
-        equal = sum(x == g[0].text for x, g in zip(ref_texts, gens))
-        rows.append((f"{a.bf16} prompts x 1, bfloat16", ref_toks, t_naive, sum(g[0].n_tokens for g in gens), t_fast,
-                     f"{equal}/{k}", c_naive, c_fast))
+        rows.append(greedy_row(m, mb, prompts_all[:a.bf16], min(a.bf16, a.naive_max), a.max_new_tokens,
+                               f"{a.bf16} prompts x 1, bfloat16"))
     load1 = os.getloadavg()[0]
 
     print(f"\nembedded model (SmolLM2-135M-Instruct, float32, {torch.get_num_threads()} threads), "
